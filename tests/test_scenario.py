@@ -1,0 +1,288 @@
+"""Scenario loading and validation (twin/scenario.py).
+
+The shipped scenarios load with hand-checked derived values; every bad-scenario case
+changes one thing in the valid quickstart file and checks that exactly the expected
+problem is reported: key path, bad value (as written in TOML) and what was expected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from twin.scenario import Outputs, ScenarioError, load_scenario
+
+REPO = Path(__file__).resolve().parents[1]
+QUICKSTART = REPO / "scenarios" / "quickstart.toml"
+M100 = REPO / "scenarios" / "m100_day.toml"
+UTC = timezone.utc
+
+
+def variant(tmp_path: Path, *edits: tuple[str, str]) -> Path:
+    """Write quickstart.toml with each ``(old, new)`` edit applied once (new="" deletes).
+
+    Fails the test if ``old`` is not in the file, so an edit can never silently do nothing.
+    """
+    text = QUICKSTART.read_text(encoding="utf-8")
+    for old, new in edits:
+        assert text.count(old) == 1, f"edit target {old!r} must occur exactly once in quickstart.toml"
+        text = text.replace(old, new)
+    path = tmp_path / "variant.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def problems_of(path: Path) -> list[str]:
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    exc = info.value
+    # every line of the message names the file first
+    lines = str(exc).splitlines()
+    assert len(lines) == len(exc.problems)
+    for line, problem in zip(lines, exc.problems):
+        assert line == f"{path}: {problem}"
+    return exc.problems
+
+
+# ---------------------------------------------------------------------------------------
+# The shipped scenarios
+
+
+def test_quickstart_loads_with_hand_checked_values():
+    sc = load_scenario(QUICKSTART)
+    assert sc.name == "quickstart"
+    assert sc.facility.nodes == 120
+    assert sc.facility.gpus_per_node == 8
+    assert sc.facility.gpu_model == "H100-SXM"
+    # gpu_power_cap_w is not in the file, so it defaults to the H100-SXM max limit (TDP) 700 W
+    assert "gpu_power_cap_w" not in QUICKSTART.read_text(encoding="utf-8")
+    assert sc.facility.gpu_power_cap_w == 700.0
+    # design IT power = 120 x (8 x 700 W + 2800 W) = 120 x 8400 W = 1 008 000 W, exact in floats
+    assert sc.facility.design_it_power_w == 1_008_000.0
+    # 24 h at 1 s = 86 400 ticks
+    assert sc.duration_s == 86_400.0
+    assert sc.n_ticks == 86_400
+    assert sc.start == datetime(2025, 7, 15, tzinfo=UTC)
+    assert sc.start.utcoffset() == timedelta(0)
+    assert sc.seed == 42
+    # written in the file: overview_png is not, so it takes its default (True)
+    assert sc.outputs == Outputs(per_host_series=False, overview_png=True)
+    assert sc.source_path == str(QUICKSTART)
+    assert sc.sha256 == hashlib.sha256(QUICKSTART.read_bytes()).hexdigest()
+
+
+def test_m100_day_loads_with_hand_checked_values():
+    sc = load_scenario(M100)
+    assert sc.name == "m100_day"
+    assert sc.facility.nodes == 980
+    assert sc.facility.gpus_per_node == 4
+    assert sc.facility.gpu_model == "V100-SXM2-16GB"
+    # default cap: the V100 SXM2 max limit, 300 W
+    assert sc.facility.gpu_power_cap_w == 300.0
+    # design IT power = 980 x (4 x 300 W + 650 W) = 980 x 1850 W = 1 813 000 W
+    assert sc.facility.design_it_power_w == 1_813_000.0
+    assert sc.n_ticks == 86_400
+    assert sc.start == datetime(2025, 7, 15, tzinfo=UTC)
+    assert sc.start.tzinfo is not None and sc.start.utcoffset() == timedelta(0)
+    assert sc.grid.country == "IT"
+    assert sc.workload.offered_load == 0.4
+
+
+def test_cooling_defaults_are_filled_in(tmp_path):
+    sc = load_scenario(variant(tmp_path, ("chiller_cop = 5.5\n", "")))
+    assert sc.cooling.chiller_cop == 5.5
+    assert sc.cooling.pump_min_flow_fraction == 0.20
+    assert sc.cooling.fan_min_speed_fraction == 0.15
+    assert sc.cooling.pump_exponent == 3.0
+    assert sc.cooling.fan_exponent == 3.0
+
+
+@pytest.mark.parametrize("start", ["2025-07-15T02:00:00+02:00", '"2025-07-15T02:00:00+02:00"'],
+                         ids=["toml-datetime", "string"])
+def test_non_utc_offset_is_converted_to_utc(tmp_path, start):
+    sc = load_scenario(variant(tmp_path, ("start = 2025-07-15T00:00:00Z", f"start = {start}")))
+    # 02:00 at +02:00 is 00:00 UTC
+    assert sc.start == datetime(2025, 7, 15, 0, 0, tzinfo=UTC)
+    assert sc.start.utcoffset() == timedelta(0)
+    assert (sc.start.year, sc.start.month, sc.start.day, sc.start.hour) == (2025, 7, 15, 0)
+
+
+def test_tenth_of_a_second_tick_is_valid(tmp_path):
+    sc = load_scenario(variant(tmp_path, ("base_tick_s = 1.0", "base_tick_s = 0.1")))
+    assert sc.base_tick_s == 0.1
+    # 24 h / 0.1 s = 864 000 ticks
+    assert sc.n_ticks == 864_000
+
+
+def test_outputs_table_may_be_omitted(tmp_path):
+    sc = load_scenario(variant(tmp_path, ("[outputs]\nper_host_series = false\n", "")))
+    assert sc.outputs == Outputs(per_host_series=False, overview_png=True)
+
+
+def test_explicit_cap_at_range_edge_is_kept(tmp_path):
+    # 200 W is the H100-SXM minimum limit: inside the range, inclusive
+    sc = load_scenario(variant(tmp_path, ('gpu_model = "H100-SXM"', 'gpu_model = "H100-SXM"\ngpu_power_cap_w = 200')))
+    assert sc.facility.gpu_power_cap_w == 200.0
+    # design IT power = 120 x (8 x 200 W + 2800 W) = 528 000 W
+    assert sc.facility.design_it_power_w == 528_000.0
+
+
+def test_integer_for_float_key_is_accepted(tmp_path):
+    sc = load_scenario(variant(tmp_path, ("duration_h = 24.0", "duration_h = 2")))
+    assert sc.duration_h == 2.0 and isinstance(sc.duration_h, float)
+    assert sc.n_ticks == 7200
+
+
+def test_wet_bulb_boundary_is_valid(tmp_path):
+    # dry-bulb 19.5 +- 5 K, wet-bulb range 5 K (+- 2.5 K): the cycles touch when the mean gap is
+    # |10 - 5| / 2 = 2.5 K, i.e. wet-bulb mean 17.0 degC is the highest valid value
+    sc = load_scenario(variant(tmp_path, ("wet_bulb_mean_c = 15.3", "wet_bulb_mean_c = 17.0")))
+    assert sc.weather.wet_bulb_mean_c == 17.0
+    problems = problems_of(variant(tmp_path, ("wet_bulb_mean_c = 15.3", "wet_bulb_mean_c = 17.1")))
+    assert len(problems) == 1 and problems[0].startswith("weather.wet_bulb_mean_c = 17.1: expected")
+
+
+# ---------------------------------------------------------------------------------------
+# Bad scenarios: one edit each, exactly one problem, with key path, bad value and expectation
+
+_CAP = 'gpu_model = "H100-SXM"'
+BAD = [
+    ("string-for-int", ("nodes = 120", 'nodes = "120"'),
+     ["facility.nodes = '120': expected an integer >= 1 and <= 1e+07"]),
+    ("float-for-int", ("nodes = 120", "nodes = 120.0"),
+     ["facility.nodes = 120.0: expected an integer >= 1"]),
+    ("bool-for-number", ("chiller_cop = 5.5", "chiller_cop = true"),
+     ["cooling.chiller_cop = true: expected a number >= 0.5 and <= 20"]),
+    ("nan-for-number", ("chiller_cop = 5.5", "chiller_cop = nan"),
+     ["cooling.chiller_cop = nan: expected a number >= 0.5 and <= 20"]),
+    ("negative-host-idle", ("host_idle_w = 1000.0", "host_idle_w = -5.0"),
+     ["facility.host_idle_w = -5.0: expected a number >= 0 [W]"]),
+    ("offered-load-zero", ("offered_load = 0.7", "offered_load = 0"),
+     ["workload.offered_load = 0: expected a number > 0 and <= 2"]),
+    ("chiller-cop-zero", ("chiller_cop = 5.5", "chiller_cop = 0"),
+     ["cooling.chiller_cop = 0: expected a number >= 0.5 and <= 20"]),
+    ("unknown-top-level-key", ("seed = 42", "seed = 42\nsede = 1"),
+     ["sede: unknown key; did you mean 'seed'?"]),
+    ("unknown-section-key", ("gpus_per_node = 8", "gpus_per_node = 8\ngpu_per_node = 8"),
+     ["facility.gpu_per_node: unknown key; did you mean 'gpus_per_node'?"]),
+    ("unknown-section-name", ("[outputs]", "[output]"),
+     ["output: unknown key; did you mean 'outputs'?"]),
+    ("unknown-name-lists-sections", ("[outputs]", "[zzz]"),
+     ["zzz: unknown key; valid keys: ", "facility", "outputs", "seed"]),
+    ("missing-required-key", ("nodes = 120\n", ""),
+     ["facility.nodes: missing; expected an integer >= 1", "(Number of compute nodes (hosts))"]),
+    ("missing-required-table", ('[grid]\ncountry = "DE"\ncarbon_source = "synthetic"\n', ""),
+     ["[grid]: missing table; expected one with keys country, carbon_source"]),
+    ("bad-datetime-string", ("start = 2025-07-15T00:00:00Z", 'start = "yesterday"'),
+     ["start = 'yesterday': expected a UTC date-time such as 2025-07-15T00:00:00Z"]),
+    ("impossible-date", ("start = 2025-07-15T00:00:00Z", 'start = "2025-13-40T00:00:00Z"'),
+     ["start = '2025-13-40T00:00:00Z': expected a UTC date-time"]),
+    ("date-without-time", ("start = 2025-07-15T00:00:00Z", "start = 2025-07-15"),
+     ["start = 2025-07-15: expected a UTC date-time such as 2025-07-15T00:00:00Z"]),
+    ("naive-datetime", ("start = 2025-07-15T00:00:00Z", "start = 2025-07-15T00:00:00"),
+     ["start = 2025-07-15T00:00:00: has no UTC offset; expected a UTC date-time"]),
+    ("negative-duration", ("duration_h = 24.0", "duration_h = -1.0"),
+     ["duration_h = -1.0: expected a number > 0 and <= 17568 [h]"]),
+    ("tick-does-not-divide-hour", ("base_tick_s = 1.0", "base_tick_s = 7"),
+     ["base_tick_s = 7.0: expected a tick that divides one hour evenly"]),
+    # 0.001 h = 3.6 s, not a whole number of 5 s ticks
+    ("duration-not-whole-ticks", ("duration_h = 24.0\nbase_tick_s = 1.0", "duration_h = 0.001\nbase_tick_s = 5.0"),
+     ["duration_h = 0.001: expected a whole number of base ticks (5 s) [h]"]),
+    ("cap-above-range", (_CAP, _CAP + "\ngpu_power_cap_w = 800.0"),
+     ["facility.gpu_power_cap_w = 800.0: expected a number within the H100-SXM power-limit range 200-700 [W]"]),
+    ("cap-below-range", (_CAP, _CAP + "\ngpu_power_cap_w = 199.9"),
+     ["facility.gpu_power_cap_w = 199.9: expected", "range 200-700 [W]"]),
+    ("host-busy-below-idle", ("host_busy_w = 2800.0", "host_busy_w = 900.0"),
+     ["facility.host_busy_w = 900.0: expected a number >= facility.host_idle_w (1000) [W]"]),
+    ("wet-bulb-above-dry-bulb", ("wet_bulb_mean_c = 15.3", "wet_bulb_mean_c = 25.0"),
+     ["weather.wet_bulb_mean_c = 25.0: expected the wet-bulb cycle to stay at or below the dry-bulb cycle"]),
+    ("free-cooling-thresholds-crossed", ('model = "paper_eq4"', 'model = "paper_eq4"\nfree_cooling_full_at_wet_bulb_c = 30.0'),
+     ["cooling.free_cooling_full_at_wet_bulb_c = 30.0: expected a number below "
+      "cooling.free_cooling_zero_at_dry_bulb_c (25) [degC]"]),
+    ("bad-choice-with-suggestion", ('gpu_model = "H100-SXM"', 'gpu_model = "H100-SMX"'),
+     ["facility.gpu_model = 'H100-SMX': expected one of ", "'H100-SXM'", "(did you mean 'H100-SXM'?)"]),
+    ("bad-country", ('country = "DE"', 'country = "Germany"'),
+     ["grid.country = 'Germany': expected one of 'SE', 'CH', 'FR', 'IT', 'DE', 'PL'"]),
+]
+
+
+@pytest.mark.parametrize("edit, expected", [(e, x) for _, e, x in BAD], ids=[i for i, _, _ in BAD])
+def test_bad_scenario_reports_exactly_one_problem(tmp_path, edit, expected):
+    problems = problems_of(variant(tmp_path, edit))
+    assert len(problems) == 1, problems
+    # the first part leads the line: key path, bad value as written in TOML, expectation
+    assert problems[0].startswith(expected[0]), problems[0]
+    for part in expected[1:]:
+        assert part in problems[0], (part, problems[0])
+
+
+def test_section_given_as_a_value_not_a_table(tmp_path):
+    path = variant(tmp_path, ("[outputs]\nper_host_series = false\n", ""),
+                   ("seed = 42\n", "seed = 42\noutputs = 3\n"))
+    assert problems_of(path) == ["outputs = 3: expected a table ([outputs])"]
+
+
+def test_bad_choice_without_a_close_match_has_no_suggestion(tmp_path):
+    problems = problems_of(variant(tmp_path, ('gpu_model = "H100-SXM"', 'gpu_model = "TPUv5"')))
+    assert len(problems) == 1
+    assert problems[0].startswith("facility.gpu_model = 'TPUv5': expected one of ")
+    assert "did you mean" not in problems[0]
+
+
+def test_invalid_toml_names_the_line(tmp_path):
+    path = variant(tmp_path, ("seed = 42", "seed = = 42"))
+    line_no = path.read_text(encoding="utf-8").splitlines().index("seed = = 42") + 1
+    problems = problems_of(path)
+    assert len(problems) == 1
+    assert problems[0].startswith("not valid TOML: ")
+    assert f"line {line_no}," in problems[0]
+
+
+def test_missing_file(tmp_path):
+    path = tmp_path / "no_such.toml"
+    problems = problems_of(path)
+    assert problems == ["cannot read file: No such file or directory"]
+
+
+def test_directory_is_not_readable_as_a_file(tmp_path):
+    problems = problems_of(tmp_path)
+    assert len(problems) == 1 and problems[0].startswith("cannot read file: ")
+
+
+def test_not_utf8(tmp_path):
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(QUICKSTART.read_bytes().replace(b"Frankfurt July", b"Frankfurt Juli \xe9t\xe9"))
+    problems = problems_of(path)
+    assert len(problems) == 1 and problems[0].startswith("not UTF-8 text: ")
+
+
+def test_several_problems_are_reported_together(tmp_path):
+    path = variant(
+        tmp_path,
+        ("nodes = 120", 'nodes = "many"'),
+        ('gpu_model = "H100-SXM"', 'gpu_model = "H100-SMX"'),
+        ("chiller_cop = 5.5", "chiller_cop = 0"),
+        ('[grid]\ncountry = "DE"\ncarbon_source = "synthetic"\n', ""),
+        ("seed = 42", "seed = 42\nsede = 1"),
+    )
+    problems = problems_of(path)
+    assert len(problems) == 5, problems
+    expected_starts = [
+        "sede: unknown key; did you mean 'seed'?",
+        "facility.nodes = 'many': expected an integer",
+        "facility.gpu_model = 'H100-SMX': expected one of",
+        "cooling.chiller_cop = 0: expected a number >= 0.5",
+        "[grid]: missing table",
+    ]
+    for start in expected_starts:
+        assert sum(p.startswith(start) for p in problems) == 1, (start, problems)
+
+
+def test_host_busy_equal_to_idle_is_the_edge(tmp_path):
+    sc = load_scenario(variant(tmp_path, ("host_busy_w = 2800.0", "host_busy_w = 1000.0")))
+    assert sc.facility.host_busy_w == sc.facility.host_idle_w == 1000.0
+    problems = problems_of(variant(tmp_path, ("host_busy_w = 2800.0", "host_busy_w = 999.9")))
+    assert problems == ["facility.host_busy_w = 999.9: expected a number >= facility.host_idle_w (1000) [W]"]

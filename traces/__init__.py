@@ -1,0 +1,1 @@
+"""Trace readers and synthetic trace generators (jobs, grid carbon intensity)."""

@@ -1,0 +1,444 @@
+"""Scenario files: TOML -> typed, validated :class:`Scenario`.
+
+One schema table (:data:`SCHEMA`) drives validation, defaults and the reference page
+``docs/scenario.md`` (regenerate it with ``python -m twin.scenario > docs/scenario.md``;
+a test checks it is current). Every key carries its unit in its name.
+
+Errors are collected, not raised one at a time: :class:`ScenarioError` lists every
+problem, each naming the file, the key path, the bad value and what was expected.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timezone
+from pathlib import Path
+from typing import Any
+
+from twin.physics.gpu import GPU_PROFILES, GpuProfile
+from twin.physics.weather import wet_bulb_never_exceeds_dry_bulb
+
+REQUIRED = object()
+COUNTRIES = ("SE", "CH", "FR", "IT", "DE", "PL")
+
+
+class ScenarioError(ValueError):
+    """A scenario file is invalid. ``problems`` holds one line per problem."""
+
+    def __init__(self, path: str, problems: list[str]):
+        self.path = path
+        self.problems = problems
+        super().__init__("\n".join(f"{path}: {p}" for p in problems))
+
+
+@dataclass(frozen=True)
+class Key:
+    """One scenario key: type, unit, default, bounds and meaning (a schema row)."""
+
+    name: str
+    kind: str  # "float" | "int" | "str" | "bool" | "datetime"
+    unit: str
+    default: Any
+    description: str
+    min: float | None = None
+    max: float | None = None
+    min_exclusive: bool = False
+    choices: tuple[str, ...] | None = None
+    source: str = ""
+
+    def expected(self) -> str:
+        """Human description of an acceptable value (for error messages and docs)."""
+        if self.choices:
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        words = {"float": "a number", "int": "an integer", "str": "a string",
+                 "bool": "true or false",
+                 "datetime": "a UTC date-time such as 2025-07-15T00:00:00Z"}[self.kind]
+        lo = None if self.min is None else (f"> {self.min:g}" if self.min_exclusive else f">= {self.min:g}")
+        hi = None if self.max is None else f"<= {self.max:g}"
+        rng = " and ".join(x for x in (lo, hi) if x)
+        unit = f" [{self.unit}]" if self.unit and self.unit != "-" else ""
+        return f"{words}{' ' + rng if rng else ''}{unit}"
+
+
+def _k(name, kind, unit, default, description, **kw) -> Key:
+    return Key(name, kind, unit, default, description, **kw)
+
+
+# Sources for defaults are given per key; "assumption" means chosen by us, documented.
+SCHEMA: dict[str, tuple[Key, ...]] = {
+    "": (
+        _k("name", "str", "-", REQUIRED, "Run name; results go to OUT/NAME/ (gridtwin run --out OUT)."),
+        _k("description", "str", "-", "", "Free text."),
+        _k("start", "datetime", "UTC", REQUIRED, "Start of the simulated period (aware, UTC)."),
+        _k("duration_h", "float", "h", REQUIRED, "Simulated duration.", min=0.0, max=24 * 366 * 2,
+           min_exclusive=True),
+        _k("base_tick_s", "float", "s", 1.0, "Base tick of the engine and the recorder; must divide one hour.",
+           min=0.001, max=3600.0),
+        _k("seed", "int", "-", 0, "Seed of every random generator in the run.", min=0),
+    ),
+    "facility": (
+        _k("nodes", "int", "-", REQUIRED, "Number of compute nodes (hosts).", min=1, max=10_000_000),
+        _k("gpus_per_node", "int", "-", REQUIRED, "GPUs per node.", min=1, max=64),
+        _k("gpu_model", "str", "-", REQUIRED, "GPU profile (limits, idle power, lag).",
+           choices=tuple(GPU_PROFILES)),
+        _k("gpu_power_cap_w", "float", "W", None,
+           "Power cap applied to every GPU; default: the model's maximum limit (TDP). "
+           "Must lie in the model's power-limit range."),
+        _k("host_idle_w", "float", "W", REQUIRED, "Non-GPU node power (CPUs, memory, NICs, disks, fans) when idle.",
+           min=0.0),
+        _k("host_busy_w", "float", "W", REQUIRED, "Non-GPU node power when the host is fully busy; >= host_idle_w.",
+           min=0.0),
+    ),
+    "cooling": (
+        _k("model", "str", "-", REQUIRED, "Facility-overhead model.", choices=("paper_eq4",)),
+        _k("chiller_cop", "float", "-", 5.5, "Chiller coefficient of performance.", min=0.5, max=20.0,
+           source="REFERENCE.md §2.2 (DOE-2 centrifugal reference COP)"),
+        _k("pump_design_fraction", "float", "-", REQUIRED,
+           "Pump power at design flow, as a fraction of design IT power.", min=0.0, max=1.0),
+        _k("fan_design_fraction", "float", "-", REQUIRED,
+           "Fan (air-side and heat-rejection) power at design speed, as a fraction of design IT power.",
+           min=0.0, max=1.0),
+        _k("misc_fraction", "float", "-", REQUIRED,
+           "Constant miscellaneous load (lighting, UPS and distribution losses) as a fraction of design IT power.",
+           min=0.0, max=1.0),
+        _k("pump_min_flow_fraction", "float", "-", 0.20, "Floor on pump flow (bypass flow).", min=0.0, max=1.0,
+           source="seed 004 §3.3"),
+        _k("fan_min_speed_fraction", "float", "-", 0.15, "Floor on fan speed (minimum controllability).",
+           min=0.0, max=1.0, source="seed 004 §3.3"),
+        _k("pump_exponent", "float", "-", 3.0, "Affinity-law exponent of pump power vs flow.", min=1.0, max=3.0,
+           source="REFERENCE.md §2.1 (ideal cube law; real VSD pumps ~2.4)"),
+        _k("fan_exponent", "float", "-", 3.0, "Affinity-law exponent of fan power vs speed.", min=1.0, max=3.0,
+           source="REFERENCE.md §2.1 (ideal cube law; VAV fans ~1.7)"),
+        _k("free_cooling_zero_at_dry_bulb_c", "float", "degC", 25.0, "Dry-bulb at and above which free cooling is 0.",
+           min=-50.0, max=60.0, source="seed 004 §3.3"),
+        _k("free_cooling_full_at_wet_bulb_c", "float", "degC", 12.0, "Wet-bulb at and below which free cooling is 1.",
+           min=-50.0, max=60.0, source="seed 004 §3.3"),
+    ),
+    "weather": (
+        _k("model", "str", "-", REQUIRED, "Ambient model.", choices=("diurnal",)),
+        _k("dry_bulb_mean_c", "float", "degC", REQUIRED, "Daily mean dry-bulb.", min=-60.0, max=60.0),
+        _k("dry_bulb_range_k", "float", "K", REQUIRED, "Daily dry-bulb max - min.", min=0.0, max=40.0),
+        _k("wet_bulb_mean_c", "float", "degC", REQUIRED, "Daily mean wet-bulb; <= dry-bulb at every hour.",
+           min=-60.0, max=40.0),
+        _k("wet_bulb_range_k", "float", "K", REQUIRED, "Daily wet-bulb max - min.", min=0.0, max=40.0),
+        _k("peak_hour_utc", "float", "h", 14.0, "UTC hour of the daily maximum.", min=0.0, max=24.0,
+           source="assumption: mid-afternoon local time in central Europe"),
+    ),
+    "workload": (
+        _k("source", "str", "-", REQUIRED, "Where jobs come from.", choices=("synthetic",)),
+        _k("offered_load", "float", "-", REQUIRED,
+           "Requested node-seconds as a fraction of the facility's node-seconds (queueing may hold some back).",
+           min=0.0, max=2.0, min_exclusive=True),
+        _k("warmup_h", "float", "h", 24.0,
+           "Jobs are generated and scheduled from this long before the start so the run opens on a busy facility.",
+           min=0.0, max=24 * 31),
+    ),
+    "grid": (
+        _k("country", "str", "-", REQUIRED, "Bidding zone / country of the grid connection.", choices=COUNTRIES),
+        _k("carbon_source", "str", "-", REQUIRED,
+           "Carbon-intensity series: 'synthetic' (seeded, fitted to 2025 ENTSO-E data for the country) or "
+           "'constant'.", choices=("synthetic", "constant")),
+        _k("constant_intensity_g_per_kwh", "float", "gCO2eq/kWh", None,
+           "The intensity when carbon_source = 'constant' (required then, not allowed otherwise).",
+           min=0.0, max=2000.0),
+    ),
+    "outputs": (
+        _k("per_host_series", "bool", "-", False,
+           "Also write per-host power at the base tick (hosts.parquet, streamed in row groups)."),
+        _k("overview_png", "bool", "-", True, "Write overview.png."),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Facility:
+    nodes: int
+    gpus_per_node: int
+    gpu_model: str
+    gpu_power_cap_w: float
+    host_idle_w: float
+    host_busy_w: float
+
+    @property
+    def gpu(self) -> GpuProfile:
+        return GPU_PROFILES[self.gpu_model]
+
+    @property
+    def design_it_power_w(self) -> float:
+        """Nameplate IT power: every GPU at its cap, every host busy [W]."""
+        return self.nodes * (self.gpus_per_node * self.gpu_power_cap_w + self.host_busy_w)
+
+
+@dataclass(frozen=True)
+class Cooling:
+    model: str
+    chiller_cop: float
+    pump_design_fraction: float
+    fan_design_fraction: float
+    misc_fraction: float
+    pump_min_flow_fraction: float
+    fan_min_speed_fraction: float
+    pump_exponent: float
+    fan_exponent: float
+    free_cooling_zero_at_dry_bulb_c: float
+    free_cooling_full_at_wet_bulb_c: float
+
+    def eq4_params(self) -> dict[str, float]:
+        """Keyword arguments of :func:`twin.physics.cooling.facility_power_w`."""
+        return {k.name: getattr(self, k.name) for k in SCHEMA["cooling"] if k.name != "model"}
+
+
+@dataclass(frozen=True)
+class Weather:
+    model: str
+    dry_bulb_mean_c: float
+    dry_bulb_range_k: float
+    wet_bulb_mean_c: float
+    wet_bulb_range_k: float
+    peak_hour_utc: float
+
+
+@dataclass(frozen=True)
+class Workload:
+    source: str
+    offered_load: float
+    warmup_h: float
+
+
+@dataclass(frozen=True)
+class Grid:
+    country: str
+    carbon_source: str
+    constant_intensity_g_per_kwh: float | None
+
+
+@dataclass(frozen=True)
+class Outputs:
+    per_host_series: bool
+    overview_png: bool
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A validated scenario. Times are seconds since ``start`` inside the engine."""
+
+    name: str
+    description: str
+    start: datetime
+    duration_h: float
+    base_tick_s: float
+    seed: int
+    facility: Facility
+    cooling: Cooling
+    weather: Weather
+    workload: Workload
+    grid: Grid
+    outputs: Outputs
+    source_path: str = ""
+    sha256: str = field(default="", compare=False)
+
+    @property
+    def duration_s(self) -> float:
+        return self.duration_h * 3600.0
+
+    @property
+    def n_ticks(self) -> int:
+        return int(round(self.duration_s / self.base_tick_s))
+
+
+_SECTION_CLASSES = {"facility": Facility, "cooling": Cooling, "weather": Weather,
+                    "workload": Workload, "grid": Grid, "outputs": Outputs}
+
+
+def _coerce(key: Key, value: Any, path: str) -> tuple[Any, str | None]:
+    """Return (value, None) or (None, problem) for one key."""
+    # show the value as it looks in TOML (true, 2025-07-15), not as a Python repr
+    if isinstance(value, bool):
+        shown = "true" if value else "false"
+    elif isinstance(value, (date, time)):
+        shown = value.isoformat()
+    else:
+        shown = repr(value)
+    bad = f"{path} = {shown}: expected {key.expected()}"
+    if key.kind == "bool":
+        return (value, None) if isinstance(value, bool) else (None, bad)
+    if key.kind == "str":
+        if not isinstance(value, str):
+            return None, bad
+        if key.choices and value not in key.choices:
+            near = difflib.get_close_matches(value, key.choices, n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            return None, bad + hint
+        return value, None
+    if key.kind == "datetime":
+        if isinstance(value, str):
+            try:
+                value = datetime.fromisoformat(value)
+            except ValueError:
+                return None, bad
+        if not isinstance(value, datetime):
+            return None, bad
+        if value.tzinfo is None:
+            return None, f"{path} = {shown}: has no UTC offset; expected {key.expected()}"
+        return value.astimezone(timezone.utc), None
+    # numbers: bool is an int subclass in Python and must not pass as a number
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None, bad
+    if key.kind == "int" and not isinstance(value, int):
+        return None, bad
+    if isinstance(value, float) and not math.isfinite(value):
+        return None, bad
+    lo_ok = key.min is None or (value > key.min if key.min_exclusive else value >= key.min)
+    hi_ok = key.max is None or value <= key.max
+    if not (lo_ok and hi_ok):
+        return None, bad
+    return (int(value) if key.kind == "int" else float(value)), None
+
+
+def _parse_table(raw: Any, keys: tuple[Key, ...], prefix: str, problems: list[str]) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        problems.append(f"{prefix or '<top level>'} = {raw!r}: expected a table ([{prefix}])")
+        return {}
+    known = {k.name: k for k in keys}
+    out: dict[str, Any] = {}
+    for name in raw:
+        if name not in known and not (prefix == "" and name in SCHEMA):
+            candidates = list(known) + ([s for s in SCHEMA if s] if prefix == "" else [])
+            near = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+            hint = f"; did you mean {near[0]!r}?" if near else f"; valid keys: {', '.join(sorted(candidates))}"
+            problems.append(f"{prefix + '.' if prefix else ''}{name}: unknown key{hint}")
+    for key in keys:
+        path = f"{prefix}.{key.name}" if prefix else key.name
+        if key.name not in raw:
+            if key.default is REQUIRED:
+                problems.append(f"{path}: missing; expected {key.expected()} ({key.description.rstrip('.')})")
+            else:
+                out[key.name] = key.default
+            continue
+        value, problem = _coerce(key, raw[key.name], path)
+        if problem:
+            problems.append(problem)
+        else:
+            out[key.name] = value
+    return out
+
+
+def _cross_checks(top: dict, sec: dict[str, dict], problems: list[str]) -> None:
+    """Checks that involve more than one key (only where each key parsed)."""
+    name = top.get("name")
+    if name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name):
+        problems.append(f"name = {name!r}: expected 1-100 letters, digits, '.', '_' or '-', starting with a "
+                        f"letter or digit (it names the results folder)")
+    tick = top.get("base_tick_s")
+    if tick is not None:
+        per_hour = 3600.0 / tick
+        tick_ok = abs(per_hour - round(per_hour)) <= 1e-6 * per_hour
+        if not tick_ok:
+            problems.append(f"base_tick_s = {tick!r}: expected a tick that divides one hour evenly "
+                            f"(e.g. 0.1, 0.5, 1, 5, 60) [s]")
+        dur = top.get("duration_h")
+        if dur is not None and tick_ok:  # a bad tick would make this a knock-on complaint
+            n = dur * 3600.0 / tick
+            if abs(n - round(n)) > 1e-6 * max(n, 1.0):
+                problems.append(f"duration_h = {dur!r}: expected a whole number of base ticks "
+                                f"({tick:g} s) [h]")
+    fac = sec.get("facility", {})
+    model = GPU_PROFILES.get(fac.get("gpu_model", ""))
+    if model is not None and "gpu_power_cap_w" in fac:
+        cap = fac["gpu_power_cap_w"]
+        if cap is None:
+            fac["gpu_power_cap_w"] = model.max_limit_w
+        elif not model.min_limit_w <= cap <= model.max_limit_w:
+            problems.append(f"facility.gpu_power_cap_w = {cap!r}: expected a number within the "
+                            f"{model.name} power-limit range {model.min_limit_w:g}-{model.max_limit_w:g} [W]")
+    if fac.get("host_busy_w") is not None and fac.get("host_idle_w") is not None:
+        if fac["host_busy_w"] < fac["host_idle_w"]:
+            problems.append(f"facility.host_busy_w = {fac['host_busy_w']!r}: expected a number >= "
+                            f"facility.host_idle_w ({fac['host_idle_w']:g}) [W]")
+    grid = sec.get("grid", {})
+    if grid.get("carbon_source") == "constant" and grid.get("constant_intensity_g_per_kwh") is None \
+            and "constant_intensity_g_per_kwh" in grid:
+        problems.append("grid.constant_intensity_g_per_kwh: missing; expected a number >= 0 and <= 2000 "
+                        "[gCO2eq/kWh] because grid.carbon_source = 'constant'")
+    if grid.get("carbon_source") == "synthetic" and grid.get("constant_intensity_g_per_kwh") is not None:
+        problems.append(f"grid.constant_intensity_g_per_kwh = {grid['constant_intensity_g_per_kwh']!r}: "
+                        f"only allowed with grid.carbon_source = 'constant' (it is 'synthetic')")
+    cool = sec.get("cooling", {})
+    zero_at, full_at = cool.get("free_cooling_zero_at_dry_bulb_c"), cool.get("free_cooling_full_at_wet_bulb_c")
+    if zero_at is not None and full_at is not None and full_at >= zero_at:
+        problems.append(f"cooling.free_cooling_full_at_wet_bulb_c = {full_at!r}: expected a number below "
+                        f"cooling.free_cooling_zero_at_dry_bulb_c ({zero_at:g}) [degC]")
+    w = sec.get("weather", {})
+    names = ("dry_bulb_mean_c", "dry_bulb_range_k", "wet_bulb_mean_c", "wet_bulb_range_k")
+    if all(w.get(n) is not None for n in names) and not wet_bulb_never_exceeds_dry_bulb(*(w[n] for n in names)):
+        problems.append(f"weather.wet_bulb_mean_c = {w['wet_bulb_mean_c']!r}: expected the wet-bulb cycle to stay "
+                        f"at or below the dry-bulb cycle at every hour (mean gap >= half the difference of ranges) "
+                        f"[degC]")
+
+
+def parse_scenario(raw: dict, path: str = "<scenario>", sha256: str = "") -> Scenario:
+    """Validate a parsed TOML document into a :class:`Scenario` (raises ScenarioError)."""
+    problems: list[str] = []
+    top = _parse_table(raw, SCHEMA[""], "", problems)
+    sections: dict[str, dict] = {}
+    for name in _SECTION_CLASSES:
+        required = [k.name for k in SCHEMA[name] if k.default is REQUIRED]
+        if name not in raw and required:
+            problems.append(f"[{name}]: missing table; expected one with keys {', '.join(required)}")
+            continue
+        sections[name] = _parse_table(raw.get(name, {}), SCHEMA[name], name, problems)
+    _cross_checks(top, sections, problems)
+    if problems:
+        raise ScenarioError(path, problems)
+    objs = {name: cls(**sections[name]) for name, cls in _SECTION_CLASSES.items()}
+    return Scenario(**top, **objs, source_path=path, sha256=sha256)
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario TOML file (raises ScenarioError, never a bare traceback)."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise ScenarioError(str(p), [f"cannot read file: {exc.strerror or exc}"]) from None
+    try:
+        raw = tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(str(p), [f"not UTF-8 text: {exc}"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(str(p), [f"not valid TOML: {exc}"]) from None
+    return parse_scenario(raw, str(p), hashlib.sha256(data).hexdigest())
+
+
+def schema_markdown() -> str:
+    """The scenario reference page (docs/scenario.md), generated from :data:`SCHEMA`."""
+    lines = [
+        "# Scenario file reference",
+        "",
+        "Generated from `twin/scenario.py` (`python -m twin.scenario > docs/scenario.md`); "
+        "a test fails when this page is stale.",
+        "",
+        "Scenarios are TOML. Units are in the key names (SI, plus `_h` for hours, `_c` for °C, `_k` for kelvin).",
+        "Unknown keys are rejected with the nearest valid key suggested. `required` marks keys with no default.",
+        "",
+    ]
+    for section, keys in SCHEMA.items():
+        lines += [f"## {'top level' if not section else '[' + section + ']'}", "",
+                  "| key | type | unit | default | allowed | meaning | source of default |",
+                  "|---|---|---|---|---|---|---|"]
+        for k in keys:
+            default = "required" if k.default is REQUIRED else ("—" if k.default is None else repr(k.default))
+            allowed = k.expected()
+            lines.append(f"| `{k.name}` | {k.kind} | {k.unit} | {default} | {allowed} | {k.description} | "
+                         f"{k.source or '—'} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover - documentation generator
+    print(schema_markdown())

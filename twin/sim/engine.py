@@ -1,0 +1,219 @@
+"""The engine: builds the SimPy environment, the facility and the workload from a Scenario.
+
+Processes:
+
+* ``_arrivals`` submits each job at its submit time to a first-come-first-served
+  queue; a job starts (a SimPy event) when enough nodes are free and every job ahead
+  of it has started, and ends ``run_time_s`` later (a Timeout whose callback frees
+  the nodes). No polling: load changes only at these events.
+* ``_ticks`` closes one base tick at a time from t = 0: the site integrates the fleet
+  exactly to the tick's end and the recorder stores the row.
+
+Time is ``env.now`` seconds since the scenario's start; the environment starts at
+``-warmup_h`` so the recorded window opens on a loaded facility.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import simpy
+from tqdm import tqdm
+
+from traces.synthetic import JOB_COLUMNS, generate_m100_like_jobs, synthetic_carbon_intensity
+from twin.facility.cooling import CoolingPlant
+from twin.facility.gpu_fleet import GpuFleet
+from twin.facility.grid import CarbonSignal
+from twin.facility.site import Site
+from twin.facility.weather import DiurnalWeather
+from twin.scenario import Scenario
+from twin.sim.recorder import HostSeriesRecorder, Recorder
+
+WORKLOAD_COLUMNS = ("busy_nodes", "running_jobs", "queued_jobs")
+COLUMNS = Site.COLUMNS + WORKLOAD_COLUMNS
+
+
+@dataclass
+class JobCounts:
+    submitted: int = 0
+    started: int = 0
+    completed: int = 0
+
+
+class FcfsQueue:
+    """Strict first-come-first-served node allocation (no backfilling yet).
+
+    Jobs are rows of columnar arrays; ``on_start(i, nodes)`` and ``on_end(i, nodes)``
+    are called when job ``i`` starts and ends. Nodes are taken lowest index first.
+    """
+
+    def __init__(self, env: simpy.Environment, n_nodes: int, num_nodes, run_time_s, on_start, on_end):
+        self.env = env
+        self.free = np.ones(n_nodes, dtype=bool)
+        self.n_free = n_nodes
+        self.num_nodes = np.asarray(num_nodes)
+        self.run_time_s = np.asarray(run_time_s)
+        self.waiting: deque[int] = deque()
+        self.on_start, self.on_end = on_start, on_end
+        self.running = 0
+
+    def submit(self, i: int) -> None:
+        self.waiting.append(i)
+        self._start_ready()
+
+    def _start_ready(self) -> None:
+        while self.waiting and self.num_nodes[self.waiting[0]] <= self.n_free:
+            i = self.waiting.popleft()
+            nodes = np.flatnonzero(self.free)[: self.num_nodes[i]]
+            self.free[nodes] = False
+            self.n_free -= nodes.size
+            self.running += 1
+            self.on_start(i, nodes)
+            done = self.env.timeout(float(self.run_time_s[i]))
+            done.callbacks.append(lambda _ev, i=i, nodes=nodes: self._end(i, nodes))
+
+    def _end(self, i: int, nodes: np.ndarray) -> None:
+        self.free[nodes] = True
+        self.n_free += nodes.size
+        self.running -= 1
+        self.on_end(i, nodes)
+        self._start_ready()
+
+
+def _checked_jobs(jobs: pd.DataFrame, n_nodes: int, t0_s: float) -> pd.DataFrame:
+    """Validate an injected job table; raise ValueError naming the column and the problem."""
+    missing = [c for c in JOB_COLUMNS if c not in jobs.columns]
+    if missing:
+        raise ValueError(f"job table lacks column(s) {missing}; expected {list(JOB_COLUMNS)}")
+    checks = (
+        ("submit_s", jobs["submit_s"] >= t0_s, f">= {t0_s:g} (the warm-up start)"),
+        ("run_time_s", jobs["run_time_s"] > 0, "> 0"),
+        ("num_nodes", (jobs["num_nodes"] >= 1) & (jobs["num_nodes"] <= n_nodes), f"in 1..{n_nodes}"),
+        ("gpu_util", jobs["gpu_util"].between(0.0, 1.0), "in [0, 1]"),
+        ("host_util", jobs["host_util"].between(0.0, 1.0), "in [0, 1]"),
+    )
+    for col, ok, expected in checks:
+        if not ok.all():
+            row = int(np.flatnonzero(~ok.to_numpy())[0])
+            raise ValueError(f"job table row {row}: {col} = {jobs[col].iloc[row].item()!r}, expected {expected}")
+    return jobs.sort_values("submit_s", kind="stable").reset_index(drop=True)
+
+
+class Engine:
+    """One simulation run of a scenario, writing its series to ``folder``."""
+
+    def __init__(self, scenario: Scenario, folder: Path, progress: bool = False, jobs: pd.DataFrame | None = None):
+        """``jobs`` replaces the scenario's workload source (columns of
+        :data:`traces.synthetic.JOB_COLUMNS`, times in s since start); for tests and
+        trace replays."""
+        sc = scenario
+        self.scenario = sc
+        self.folder = Path(folder)
+        self.progress = progress
+        fac = sc.facility
+        warmup_s = sc.workload.warmup_h * 3600.0
+        self.env = simpy.Environment(initial_time=-warmup_s)
+        if jobs is None:
+            jobs = generate_m100_like_jobs(
+                fac.nodes, fac.gpus_per_node, -warmup_s, sc.duration_s, sc.workload.offered_load, sc.seed,
+                start_utc_hour=sc.start.hour + sc.start.minute / 60.0 + sc.start.second / 3600.0,
+            )
+        else:
+            jobs = _checked_jobs(jobs, fac.nodes, -warmup_s)
+        self.jobs = jobs
+        self.fleet = GpuFleet(fac.gpu, gpu_count=np.full(fac.nodes, fac.gpus_per_node),
+                              host_count=np.ones(fac.nodes), cap_w=fac.gpu_power_cap_w,
+                              host_idle_w=fac.host_idle_w, host_busy_w=fac.host_busy_w, t0_s=-warmup_s)
+        first_hour = sc.start.replace(minute=0, second=0, microsecond=0)
+        hours = math.ceil(((sc.start - first_hour).total_seconds() + sc.duration_s) / 3600.0) + 1
+        if sc.grid.carbon_source == "constant":
+            ci = np.full(hours, sc.grid.constant_intensity_g_per_kwh)
+        else:
+            ci = synthetic_carbon_intensity(sc.grid.country, first_hour, hours, sc.seed).to_numpy()
+        carbon = CarbonSignal(sc.start, first_hour, ci)
+        w = sc.weather
+        weather = DiurnalWeather(sc.start, dry_bulb_mean_c=w.dry_bulb_mean_c, dry_bulb_range_k=w.dry_bulb_range_k,
+                                 wet_bulb_mean_c=w.wet_bulb_mean_c, wet_bulb_range_k=w.wet_bulb_range_k,
+                                 peak_hour_utc=w.peak_hour_utc)
+        cooling = CoolingPlant(fac.design_it_power_w, sc.cooling.eq4_params())
+        self.site = Site(self.fleet, cooling, weather, carbon)
+        self.counts = JobCounts()
+        j = self.jobs
+        self._gpu_util = j["gpu_util"].to_numpy()
+        self._host_util = j["host_util"].to_numpy()
+        self.queue = FcfsQueue(self.env, fac.nodes, j["num_nodes"].to_numpy(), j["run_time_s"].to_numpy(),
+                               self._job_started, self._job_ended)
+        self.recorder: Recorder | None = None
+        self.hosts: HostSeriesRecorder | None = None
+
+    # -- workload events -------------------------------------------------------------
+    def _job_started(self, i: int, nodes: np.ndarray) -> None:
+        self.fleet.set_load(self.env.now, nodes, self._gpu_util[i], self._host_util[i])
+        if self.env.now >= 0.0:
+            self.counts.started += 1
+
+    def _job_ended(self, i: int, nodes: np.ndarray) -> None:
+        self.fleet.set_load(self.env.now, nodes, 0.0, 0.0)
+        self.counts.completed += 1 if self.env.now >= 0.0 else 0
+
+    def _arrivals(self):
+        env = self.env
+        for i, t in enumerate(self.jobs["submit_s"].to_numpy()):
+            if t > env.now:
+                yield env.timeout(t - env.now)
+            if env.now >= 0.0:
+                self.counts.submitted += 1
+            self.queue.submit(i)
+
+    # -- the base tick ---------------------------------------------------------------
+    def _ticks(self, bar):
+        env, sc, site, fleet, queue = self.env, self.scenario, self.site, self.fleet, self.queue
+        rec, hosts = self.recorder, self.hosts
+        dt = sc.base_tick_s
+        n = sc.n_ticks
+        if env.now < 0.0:
+            yield env.timeout(-env.now)  # the warm-up: jobs only, nothing recorded
+        site.open_at(0.0)
+        prev_e = fleet.gpu_energy_j + fleet.host_energy_j if hosts else None
+        step = max(1, n // 200)
+        for k in range(1, n + 1):
+            yield env.timeout(max(0.0, k * dt - env.now))
+            row = site.close_tick(env.now)
+            rec.append(row + (fleet.n_cohorts - queue.n_free, queue.running, len(queue.waiting)))
+            if hosts is not None:
+                e = fleet.gpu_energy_j + fleet.host_energy_j
+                hosts.append((e - prev_e) / dt)
+                prev_e = e
+            if k % step == 0:
+                bar.update(step)
+        bar.update(n - bar.n)
+
+    def run(self) -> None:
+        """Simulate the whole scenario; writes timeseries.parquet (and hosts.parquet)."""
+        sc = self.scenario
+        self.recorder = Recorder(self.folder / "timeseries.parquet", COLUMNS, set(WORKLOAD_COLUMNS),
+                                 sc.start, sc.base_tick_s, sc.n_ticks)
+        if sc.outputs.per_host_series:
+            self.hosts = HostSeriesRecorder(self.folder / "hosts.parquet", sc.facility.nodes, sc.start, sc.base_tick_s)
+        ok = False
+        try:
+            with tqdm(total=sc.n_ticks, desc=f"gridtwin {sc.name}", unit="tick", unit_scale=True,
+                      disable=not self.progress, mininterval=0.5, leave=False) as bar:
+                self.env.process(self._arrivals())
+                ticks = self.env.process(self._ticks(bar))
+                self.env.run(until=ticks)
+            ok = True
+        finally:
+            for r in (self.recorder, self.hosts):
+                if r is not None:
+                    r.close() if ok else r.abort()
+
+    @property
+    def end(self):
+        return self.scenario.start + timedelta(seconds=self.scenario.duration_s)

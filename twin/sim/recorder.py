@@ -1,0 +1,159 @@
+"""Columnar recorder: tick rows -> parquet row groups, with running statistics.
+
+Rows are buffered in a preallocated float64 block and written as one parquet row
+group when the block fills, so memory stays flat for a run of any length. The
+recorder also keeps per-column sums, maxima and a coarse (block-mean) copy of each
+column for plotting, so nothing has to read the parquet back.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+PLOT_POINTS = 4000
+
+
+def _timestamps(start: datetime, dt_s: float, first: int, n: int) -> pa.Array:
+    start_ns = int(round(start.timestamp() * 1e9))
+    ns = start_ns + np.round((first + np.arange(n)) * dt_s * 1e9).astype(np.int64)
+    return pa.array(ns, type=pa.timestamp("ns", tz="UTC"))
+
+
+class Recorder:
+    """Stream fixed-width float rows to ``path`` (parquet) at a fixed tick.
+
+    Parameters
+    ----------
+    path : Path
+        Output parquet file.
+    columns : sequence of str
+        Column names, SI unit suffixes (``_w``, ``_c``...).
+    int_columns : set of str
+        Columns stored as int64 (counts).
+    start : datetime
+        Aware UTC time of row 0's interval start.
+    dt_s : float
+        Tick [s]; row i covers [start + i dt, start + (i+1) dt).
+    n_rows : int
+        Expected number of rows (sets the plot block size).
+    rows_per_group : int
+        Rows per parquet row group.
+    """
+
+    def __init__(self, path: Path, columns, int_columns, start: datetime, dt_s: float, n_rows: int,
+                 rows_per_group: int = 86_400):
+        self.path = Path(path)
+        self.columns = tuple(columns)
+        self.int_columns = set(int_columns)
+        self.start, self.dt_s = start, dt_s
+        self.block = max(1, n_rows // PLOT_POINTS)
+        self.rows_per_group = max(self.block, (rows_per_group // self.block) * self.block)
+        ncol = len(self.columns)
+        self._buf = np.empty((self.rows_per_group, ncol))
+        self._i = 0
+        self.n_rows = 0
+        self.sums = np.zeros(ncol)
+        self.maxs = np.full(ncol, -np.inf)
+        self._coarse: list[np.ndarray] = []
+        fields = [pa.field("timestamp", pa.timestamp("ns", tz="UTC"))] + [
+            pa.field(c, pa.int64() if c in self.int_columns else pa.float64()) for c in self.columns]
+        self.schema = pa.schema(fields)
+        self._writer = pq.ParquetWriter(self.path, self.schema, compression="zstd")
+
+    def append(self, row) -> None:
+        self._buf[self._i] = row
+        self._i += 1
+        if self._i == self.rows_per_group:
+            self._flush()
+
+    def _flush(self) -> None:
+        n = self._i
+        if n == 0:
+            return
+        block = self._buf[:n]
+        self.sums += np.nansum(block, axis=0)
+        with np.errstate(invalid="ignore"):
+            self.maxs = np.fmax(self.maxs, np.nanmax(np.where(np.isnan(block), -np.inf, block), axis=0))
+        nb = -(-n // self.block)
+        pad = nb * self.block - n
+        padded = np.concatenate([block, np.full((pad, block.shape[1]), np.nan)]) if pad else block
+        with np.errstate(invalid="ignore"):
+            self._coarse.append(np.nanmean(padded.reshape(nb, self.block, -1), axis=1))
+        arrays = [_timestamps(self.start, self.dt_s, self.n_rows, n)]
+        for j, c in enumerate(self.columns):
+            col = block[:, j]
+            arrays.append(pa.array(np.round(col).astype(np.int64) if c in self.int_columns else col.copy()))
+        self._writer.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
+        self.n_rows += n
+        self._i = 0
+
+    def close(self) -> None:
+        self._flush()
+        self._writer.close()
+
+    def abort(self) -> None:
+        """Close the file without flushing (the caller discards it)."""
+        self._writer.close()
+
+    def coarse(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """(block-start times [s since start], {column: block means}) for plotting."""
+        data = np.concatenate(self._coarse) if self._coarse else np.empty((0, len(self.columns)))
+        t_s = np.arange(data.shape[0]) * self.block * self.dt_s
+        return t_s, {c: data[:, j] for j, c in enumerate(self.columns)}
+
+    def column_sum(self, name: str) -> float:
+        return float(self.sums[self.columns.index(name)])
+
+    def column_max(self, name: str) -> float:
+        return float(self.maxs[self.columns.index(name)])
+
+
+class HostSeriesRecorder:
+    """Per-host power at the base tick, streamed in long format (timestamp, host, power_w).
+
+    ``power_w`` is float32 (0.01 W resolution at the kW scale, half the file size).
+    """
+
+    def __init__(self, path: Path, n_hosts: int, start: datetime, dt_s: float, max_rows_per_group: int = 1_000_000):
+        self.path = Path(path)
+        self.n_hosts = n_hosts
+        self.start, self.dt_s = start, dt_s
+        self.ticks_per_group = max(1, max_rows_per_group // n_hosts)
+        self._buf = np.empty((self.ticks_per_group, n_hosts), dtype=np.float32)
+        self._i = 0
+        self.n_ticks = 0
+        self.schema = pa.schema([pa.field("timestamp", pa.timestamp("ns", tz="UTC")),
+                                 pa.field("host", pa.int32()), pa.field("power_w", pa.float32())])
+        self._writer = pq.ParquetWriter(self.path, self.schema, compression="zstd")
+        self._hosts = np.arange(n_hosts, dtype=np.int32)
+
+    def append(self, power_w: np.ndarray) -> None:
+        self._buf[self._i] = power_w
+        self._i += 1
+        if self._i == self.ticks_per_group:
+            self._flush()
+
+    def _flush(self) -> None:
+        n = self._i
+        if n == 0:
+            return
+        ts = np.repeat(np.asarray(_timestamps(self.start, self.dt_s, self.n_ticks, n).cast(pa.int64())), self.n_hosts)
+        table = pa.Table.from_arrays(
+            [pa.array(ts, type=pa.int64()).cast(pa.timestamp("ns", tz="UTC")),
+             pa.array(np.tile(self._hosts, n)), pa.array(self._buf[:n].reshape(-1))],
+            schema=self.schema)
+        self._writer.write_table(table)
+        self.n_ticks += n
+        self._i = 0
+
+    def close(self) -> None:
+        self._flush()
+        self._writer.close()
+
+    def abort(self) -> None:
+        self._writer.close()
