@@ -90,3 +90,17 @@ def test_interrupted_run_leaves_no_complete_looking_folder(tmp_path, sig):
     else:  # SIGTERM and Ctrl-C clean up
         assert leftovers == []
         assert "Traceback" not in err
+
+
+def test_m100_day_scenario_runs_end_to_end(tmp_path):
+    """The shipped Marconi100 day completes through the CLI; sanity of its summary:
+    mean busy-node fraction near the offered load 0.40 (+-0.1: FCFS queueing and one
+    day of a random stream), and PUE within Eq. 4's bounds for these coefficients
+    (1.08 at full free cooling and full load, < 1.26 + misc/load share at part load)."""
+    r = gridtwin("run", "scenarios/m100_day.toml", "--out", str(tmp_path), "--no-progress")
+    assert r.returncode == 0, r.stderr
+    s = json.loads((tmp_path / "m100_day" / "summary.json").read_text())
+    assert s["ticks"] == 86_400 and s["nodes"] == 980 and s["gpus"] == 3920
+    assert 0.30 <= s["mean_busy_node_fraction"] <= 0.50
+    assert 1.08 <= s["pue_mean"] <= s["pue_max"] < 1.6
+    assert s["peak_facility_power_kw"] <= s["design_it_power_kw"] * 1.6

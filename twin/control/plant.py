@@ -62,7 +62,7 @@ class FacilitySensors(Protocol):
 
 def check_caps_in_range(cohorts: np.ndarray, cap_w: np.ndarray, min_w: np.ndarray, max_w: np.ndarray) -> None:
     """Raise :class:`CapOutOfRangeError` if any requested cap is outside its cohort's range."""
-    cohorts = np.asarray(cohorts)
+    cohorts = np.atleast_1d(np.asarray(cohorts))
     cap_w = np.broadcast_to(np.asarray(cap_w, dtype=float), cohorts.shape)
     lo, hi = np.asarray(min_w)[cohorts], np.asarray(max_w)[cohorts]
     bad = np.flatnonzero(~((cap_w >= lo) & (cap_w <= hi)))

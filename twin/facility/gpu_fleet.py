@@ -14,6 +14,7 @@ constant.
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import numpy as np
@@ -75,6 +76,8 @@ class GpuFleet:
 
     def advance_to(self, t_s: float) -> None:
         """Integrate the fleet from its current time to ``t_s`` (targets held constant)."""
+        if not math.isfinite(t_s):
+            raise ValueError(f"cannot advance the fleet to a non-finite time t={t_s} s")
         dt = t_s - self.t_s
         if dt <= 0.0:
             if dt < 0.0:
