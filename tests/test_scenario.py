@@ -21,6 +21,12 @@ M100 = REPO / "scenarios" / "m100_day.toml"
 UTC = timezone.utc
 
 
+# quickstart.toml uses the climate model; tests of the diurnal keys switch to it first
+DIURNAL = ('model = "climate"\nsite = "DE"',
+           'model = "diurnal"\ndry_bulb_mean_c = 19.5\ndry_bulb_range_k = 10.0\n'
+           'wet_bulb_mean_c = 15.3\nwet_bulb_range_k = 5.0')
+
+
 def variant(tmp_path: Path, *edits: tuple[str, str]) -> Path:
     """Write quickstart.toml with each ``(old, new)`` edit applied once (new="" deletes).
 
@@ -139,9 +145,9 @@ def test_integer_for_float_key_is_accepted(tmp_path):
 def test_wet_bulb_boundary_is_valid(tmp_path):
     # dry-bulb 19.5 +- 5 K, wet-bulb range 5 K (+- 2.5 K): the cycles touch when the mean gap is
     # |10 - 5| / 2 = 2.5 K, i.e. wet-bulb mean 17.0 degC is the highest valid value
-    sc = load_scenario(variant(tmp_path, ("wet_bulb_mean_c = 15.3", "wet_bulb_mean_c = 17.0")))
+    sc = load_scenario(variant(tmp_path, DIURNAL, ("wet_bulb_mean_c = 15.3", "wet_bulb_mean_c = 17.0")))
     assert sc.weather.wet_bulb_mean_c == 17.0
-    problems = problems_of(variant(tmp_path, ("wet_bulb_mean_c = 15.3", "wet_bulb_mean_c = 17.1")))
+    problems = problems_of(variant(tmp_path, DIURNAL, ("wet_bulb_mean_c = 15.3", "wet_bulb_mean_c = 17.1")))
     assert len(problems) == 1 and problems[0].startswith("weather.wet_bulb_mean_c = 17.1: expected")
 
 
@@ -197,13 +203,23 @@ BAD = [
      ["facility.gpu_power_cap_w = 199.9: expected", "range 200-700 [W]"]),
     ("host-busy-below-idle", ("host_busy_w = 2800.0", "host_busy_w = 900.0"),
      ["facility.host_busy_w = 900.0: expected a number >= facility.host_idle_w (1000) [W]"]),
-    ("wet-bulb-above-dry-bulb", ("wet_bulb_mean_c = 15.3", "wet_bulb_mean_c = 25.0"),
+    ("wet-bulb-above-dry-bulb", (DIURNAL[0], DIURNAL[1].replace("wet_bulb_mean_c = 15.3", "wet_bulb_mean_c = 25.0")),
      ["weather.wet_bulb_mean_c = 25.0: expected the wet-bulb cycle to stay at or below the dry-bulb cycle"]),
     ("free-cooling-thresholds-crossed", ('model = "paper_eq4"', 'model = "paper_eq4"\nfree_cooling_full_at_wet_bulb_c = 30.0'),
      ["cooling.free_cooling_full_at_wet_bulb_c = 30.0: expected a number below "
       "cooling.free_cooling_zero_at_dry_bulb_c (25) [degC]"]),
     ("bad-choice-with-suggestion", ('gpu_model = "H100-SXM"', 'gpu_model = "H100-SMX"'),
      ["facility.gpu_model = 'H100-SMX': expected one of ", "'H100-SXM'", "(did you mean 'H100-SXM'?)"]),
+    ("climate-with-diurnal-key", ('site = "DE"', 'site = "DE"\ndry_bulb_mean_c = 20.0'),
+     ["weather.dry_bulb_mean_c: only used when weather.model is 'diurnal' (it is 'climate'); remove it"]),
+    ("climate-without-site", ('site = "DE"\n', ""),
+     ["weather.site: missing; expected one of 'SE', 'CH', 'FR', 'IT', 'DE', 'PL'"]),
+    ("constant-carbon-without-value", ('carbon_source = "synthetic"', 'carbon_source = "constant"'),
+     ["grid.constant_intensity_g_per_kwh: missing; expected a number >= 0 and <= 2000 [gCO2eq/kWh]"]),
+    ("constant-value-with-synthetic-carbon",
+     ('carbon_source = "synthetic"', 'carbon_source = "synthetic"\nconstant_intensity_g_per_kwh = 100.0'),
+     ["grid.constant_intensity_g_per_kwh: only used when grid.carbon_source is 'constant' (it is 'synthetic'); "
+      "remove it"]),
     ("bad-country", ('country = "DE"', 'country = "Germany"'),
      ["grid.country = 'Germany': expected one of 'SE', 'CH', 'FR', 'IT', 'DE', 'PL'"]),
 ]

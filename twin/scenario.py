@@ -50,6 +50,7 @@ class Key:
     min_exclusive: bool = False
     choices: tuple[str, ...] | None = None
     source: str = ""
+    when: tuple[str, tuple[str, ...]] | None = None  # (selector key, values it applies to)
 
     def expected(self) -> str:
         """Human description of an acceptable value (for error messages and docs)."""
@@ -120,12 +121,22 @@ SCHEMA: dict[str, tuple[Key, ...]] = {
            min=-50.0, max=60.0, source="seed 004 §3.3"),
     ),
     "weather": (
-        _k("model", "str", "-", REQUIRED, "Ambient model.", choices=("diurnal",)),
-        _k("dry_bulb_mean_c", "float", "degC", REQUIRED, "Daily mean dry-bulb.", min=-60.0, max=60.0),
-        _k("dry_bulb_range_k", "float", "K", REQUIRED, "Daily dry-bulb max - min.", min=0.0, max=40.0),
+        _k("model", "str", "-", REQUIRED,
+           "Ambient model: 'climate' (a site's typical-year monthly climatology with a diurnal cycle) or "
+           "'diurnal' (one cosine day repeated, parameters below).", choices=("climate", "diurnal")),
+        _k("site", "str", "-", REQUIRED, "Country whose reference site's climatology to use (docs/models.md).",
+           choices=COUNTRIES, when=("model", ("climate",))),
+        _k("depression_swing_fraction", "float", "-", 0.8,
+           "Relative diurnal swing of the wet-bulb depression (0: constant depression).", min=0.0, max=1.0,
+           when=("model", ("climate",)), source="assumption (docs/models.md)"),
+        _k("dry_bulb_mean_c", "float", "degC", REQUIRED, "Daily mean dry-bulb.", min=-60.0, max=60.0,
+           when=("model", ("diurnal",))),
+        _k("dry_bulb_range_k", "float", "K", REQUIRED, "Daily dry-bulb max - min.", min=0.0, max=40.0,
+           when=("model", ("diurnal",))),
         _k("wet_bulb_mean_c", "float", "degC", REQUIRED, "Daily mean wet-bulb; <= dry-bulb at every hour.",
-           min=-60.0, max=40.0),
-        _k("wet_bulb_range_k", "float", "K", REQUIRED, "Daily wet-bulb max - min.", min=0.0, max=40.0),
+           min=-60.0, max=40.0, when=("model", ("diurnal",))),
+        _k("wet_bulb_range_k", "float", "K", REQUIRED, "Daily wet-bulb max - min.", min=0.0, max=40.0,
+           when=("model", ("diurnal",))),
         _k("peak_hour_utc", "float", "h", 14.0, "UTC hour of the daily maximum.", min=0.0, max=24.0,
            source="assumption: mid-afternoon local time in central Europe"),
     ),
@@ -143,9 +154,8 @@ SCHEMA: dict[str, tuple[Key, ...]] = {
         _k("carbon_source", "str", "-", REQUIRED,
            "Carbon-intensity series: 'synthetic' (seeded, fitted to 2025 ENTSO-E data for the country) or "
            "'constant'.", choices=("synthetic", "constant")),
-        _k("constant_intensity_g_per_kwh", "float", "gCO2eq/kWh", None,
-           "The intensity when carbon_source = 'constant' (required then, not allowed otherwise).",
-           min=0.0, max=2000.0),
+        _k("constant_intensity_g_per_kwh", "float", "gCO2eq/kWh", REQUIRED, "The constant intensity.",
+           min=0.0, max=2000.0, when=("carbon_source", ("constant",))),
     ),
     "outputs": (
         _k("per_host_series", "bool", "-", False,
@@ -196,10 +206,12 @@ class Cooling:
 @dataclass(frozen=True)
 class Weather:
     model: str
-    dry_bulb_mean_c: float
-    dry_bulb_range_k: float
-    wet_bulb_mean_c: float
-    wet_bulb_range_k: float
+    site: str | None
+    depression_swing_fraction: float | None
+    dry_bulb_mean_c: float | None
+    dry_bulb_range_k: float | None
+    wet_bulb_mean_c: float | None
+    wet_bulb_range_k: float | None
     peak_hour_utc: float
 
 
@@ -314,6 +326,15 @@ def _parse_table(raw: Any, keys: tuple[Key, ...], prefix: str, problems: list[st
             problems.append(f"{prefix + '.' if prefix else ''}{name}: unknown key{hint}")
     for key in keys:
         path = f"{prefix}.{key.name}" if prefix else key.name
+        if key.when is not None:
+            selector, applies_to = key.when
+            chosen = out.get(selector)
+            if chosen not in applies_to:
+                out[key.name] = None
+                if chosen is not None and key.name in raw:
+                    problems.append(f"{path}: only used when {prefix}.{selector} is "
+                                    f"{' or '.join(repr(v) for v in applies_to)} (it is {chosen!r}); remove it")
+                continue
         if key.name not in raw:
             if key.default is REQUIRED:
                 problems.append(f"{path}: missing; expected {key.expected()} ({key.description.rstrip('.')})")
@@ -360,14 +381,6 @@ def _cross_checks(top: dict, sec: dict[str, dict], problems: list[str]) -> None:
         if fac["host_busy_w"] < fac["host_idle_w"]:
             problems.append(f"facility.host_busy_w = {fac['host_busy_w']!r}: expected a number >= "
                             f"facility.host_idle_w ({fac['host_idle_w']:g}) [W]")
-    grid = sec.get("grid", {})
-    if grid.get("carbon_source") == "constant" and grid.get("constant_intensity_g_per_kwh") is None \
-            and "constant_intensity_g_per_kwh" in grid:
-        problems.append("grid.constant_intensity_g_per_kwh: missing; expected a number >= 0 and <= 2000 "
-                        "[gCO2eq/kWh] because grid.carbon_source = 'constant'")
-    if grid.get("carbon_source") == "synthetic" and grid.get("constant_intensity_g_per_kwh") is not None:
-        problems.append(f"grid.constant_intensity_g_per_kwh = {grid['constant_intensity_g_per_kwh']!r}: "
-                        f"only allowed with grid.carbon_source = 'constant' (it is 'synthetic')")
     cool = sec.get("cooling", {})
     zero_at, full_at = cool.get("free_cooling_zero_at_dry_bulb_c"), cool.get("free_cooling_full_at_wet_bulb_c")
     if zero_at is not None and full_at is not None and full_at >= zero_at:
@@ -387,7 +400,7 @@ def parse_scenario(raw: dict, path: str = "<scenario>", sha256: str = "") -> Sce
     top = _parse_table(raw, SCHEMA[""], "", problems)
     sections: dict[str, dict] = {}
     for name in _SECTION_CLASSES:
-        required = [k.name for k in SCHEMA[name] if k.default is REQUIRED]
+        required = [k.name for k in SCHEMA[name] if k.default is REQUIRED and k.when is None]
         if name not in raw and required:
             problems.append(f"[{name}]: missing table; expected one with keys {', '.join(required)}")
             continue
@@ -429,12 +442,13 @@ def schema_markdown() -> str:
     ]
     for section, keys in SCHEMA.items():
         lines += [f"## {'top level' if not section else '[' + section + ']'}", "",
-                  "| key | type | unit | default | allowed | meaning | source of default |",
-                  "|---|---|---|---|---|---|---|"]
+                  "| key | type | unit | default | allowed | used when | meaning | source of default |",
+                  "|---|---|---|---|---|---|---|---|"]
         for k in keys:
             default = "required" if k.default is REQUIRED else ("—" if k.default is None else repr(k.default))
             allowed = k.expected()
-            lines.append(f"| `{k.name}` | {k.kind} | {k.unit} | {default} | {allowed} | {k.description} | "
+            used = "always" if k.when is None else f"`{k.when[0]}` = " + " or ".join(f"`{v}`" for v in k.when[1])
+            lines.append(f"| `{k.name}` | {k.kind} | {k.unit} | {default} | {allowed} | {used} | {k.description} | "
                          f"{k.source or '—'} |")
         lines.append("")
     return "\n".join(lines)

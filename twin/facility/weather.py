@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from twin.physics.weather import SECONDS_PER_HOUR, diurnal_temperature_c
+import numpy as np
+
+from twin.physics.weather import SECONDS_PER_HOUR, SiteClimate, climate_temperatures_c, diurnal_temperature_c
 
 
 class DiurnalWeather:
@@ -28,3 +30,54 @@ class DiurnalWeather:
         """(dry-bulb, wet-bulb) at simulation time ``t_s`` [s] (scalar or array) [°C]."""
         hour = self.start_hour_utc + t_s / SECONDS_PER_HOUR
         return diurnal_temperature_c(hour, *self.db), diurnal_temperature_c(hour, *self.wb)
+
+
+class ClimateWeather:
+    """A site's typical-year climatology with a diurnal cycle, as hourly values.
+
+    Hourly dry-bulb and wet-bulb are computed once for the run (vectorised,
+    :func:`twin.physics.weather.climate_temperatures_c`) and interpolated linearly
+    within the hour, as hourly weather files are used.
+
+    Parameters
+    ----------
+    start : datetime
+        Aware UTC time of simulation time 0.
+    duration_s : float
+        Length of the run [s]; values are prepared from the hour before ``start`` to
+        the hour after the end.
+    climate : SiteClimate
+        Monthly tables of the site.
+    peak_hour_utc, depression_swing_fraction : float
+        See :func:`twin.physics.weather.climate_temperatures_c`.
+    """
+
+    def __init__(self, start: datetime, duration_s: float, climate: SiteClimate, *, peak_hour_utc: float = 14.0,
+                 depression_swing_fraction: float = 0.8):
+        self.climate = climate
+        first = start.replace(minute=0, second=0, microsecond=0)
+        self.offset_s = (start - first).total_seconds()
+        hours = int(np.ceil((self.offset_s + duration_s) / SECONDS_PER_HOUR)) + 2
+        h = np.arange(hours, dtype=float)
+        year_start = first.replace(month=1, day=1, hour=0)
+        doy0 = (first - year_start).total_seconds() / 86400.0
+        doy = doy0 + h / 24.0
+        utc_hour = first.hour + h
+        self.hourly_db_c, self.hourly_wb_c = climate_temperatures_c(
+            doy, utc_hour, climate, peak_hour_utc, depression_swing_fraction)
+        self._span_s = (hours - 1) * SECONDS_PER_HOUR
+
+    def temperatures_c(self, t_s):
+        """(dry-bulb, wet-bulb) at simulation time ``t_s`` [s] (scalar or array) [°C]."""
+        x = (np.asarray(t_s, dtype=float) + self.offset_s)
+        if np.any(x < 0) or np.any(x > self._span_s):
+            raise ValueError(f"weather asked for t={t_s} s, outside the prepared range "
+                             f"[{-self.offset_s:g}, {self._span_s - self.offset_s:g}] s")
+        if x.ndim == 0:
+            xf = float(x) / SECONDS_PER_HOUR
+            i = min(int(xf), self.hourly_db_c.size - 2)
+            f = xf - i
+            db, wb = self.hourly_db_c, self.hourly_wb_c
+            return (db[i] + f * (db[i + 1] - db[i]), wb[i] + f * (wb[i + 1] - wb[i]))
+        grid = np.arange(self.hourly_db_c.size) * SECONDS_PER_HOUR
+        return np.interp(x, grid, self.hourly_db_c), np.interp(x, grid, self.hourly_wb_c)

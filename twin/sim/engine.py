@@ -31,7 +31,8 @@ from twin.facility.cooling import CoolingPlant
 from twin.facility.gpu_fleet import GpuFleet
 from twin.facility.grid import CarbonSignal
 from twin.facility.site import Site
-from twin.facility.weather import DiurnalWeather
+from twin.facility.weather import ClimateWeather, DiurnalWeather
+from twin.physics.weather import SITE_CLIMATES
 from twin.scenario import Scenario
 from twin.sim.recorder import HostSeriesRecorder, Recorder
 
@@ -86,6 +87,17 @@ class FcfsQueue:
         self._start_ready()
 
 
+def make_weather(sc: Scenario) -> DiurnalWeather | ClimateWeather:
+    """The scenario's ambient model (``[weather] model``)."""
+    w = sc.weather
+    if w.model == "climate":
+        return ClimateWeather(sc.start, sc.duration_s, SITE_CLIMATES[w.site], peak_hour_utc=w.peak_hour_utc,
+                              depression_swing_fraction=w.depression_swing_fraction)
+    return DiurnalWeather(sc.start, dry_bulb_mean_c=w.dry_bulb_mean_c, dry_bulb_range_k=w.dry_bulb_range_k,
+                          wet_bulb_mean_c=w.wet_bulb_mean_c, wet_bulb_range_k=w.wet_bulb_range_k,
+                          peak_hour_utc=w.peak_hour_utc)
+
+
 def _checked_jobs(jobs: pd.DataFrame, n_nodes: int, t0_s: float) -> pd.DataFrame:
     """Validate an injected job table; raise ValueError naming the column and the problem."""
     missing = [c for c in JOB_COLUMNS if c not in jobs.columns]
@@ -137,10 +149,7 @@ class Engine:
         else:
             ci = synthetic_carbon_intensity(sc.grid.country, first_hour, hours, sc.seed).to_numpy()
         carbon = CarbonSignal(sc.start, first_hour, ci)
-        w = sc.weather
-        weather = DiurnalWeather(sc.start, dry_bulb_mean_c=w.dry_bulb_mean_c, dry_bulb_range_k=w.dry_bulb_range_k,
-                                 wet_bulb_mean_c=w.wet_bulb_mean_c, wet_bulb_range_k=w.wet_bulb_range_k,
-                                 peak_hour_utc=w.peak_hour_utc)
+        weather = make_weather(sc)
         cooling = CoolingPlant(fac.design_it_power_w, sc.cooling.eq4_params())
         self.site = Site(self.fleet, cooling, weather, carbon)
         self.counts = JobCounts()
