@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from twin.control.plant import CapOutOfRangeError, GpuPlant, PlantError
-from twin.facility.cooling import CoolingPlant
+from twin.facility.balance import EnergyBalanceError, EnergyLedger
+from twin.facility.cooling_plant import make_cooling_model
 from twin.facility.gpu_fleet import GpuFleet, TwinGpuPlant
 from twin.facility.grid import CarbonSignal
 from twin.facility.site import Site
@@ -248,22 +249,6 @@ def test_carbon_signal_rejects_bad_series():
         CarbonSignal(start, datetime(2024, 1, 1, 1, tzinfo=UTC), [100.0])
 
 
-# ---------------------------------------------------------------- CoolingPlant
-
-
-@pytest.mark.parametrize("design_w", [0.0, -1e6, float("nan")])
-def test_cooling_plant_rejects_non_positive_design_power(design_w):
-    with pytest.raises(ValueError, match="design_it_power_w"):
-        CoolingPlant(design_w, EQ4)
-
-
-def test_cooling_plant_delegates_to_eq4():
-    # Same hand point as test_physics: 1 MW design, 500 kW IT, db 30 wb 20:
-    # 500 000 + 500 000/5.5 + 2 500 + 3 750 + 30 000 = 536 250 + 1e6/11 W.
-    c = CoolingPlant(1e6, EQ4).power(500e3, 30.0, 20.0)
-    assert c["facility_power_w"] == pytest.approx(536250.0 + 1e6 / 11.0, rel=1e-12)
-
-
 # ---------------------------------------------------------------- Site
 
 
@@ -277,7 +262,7 @@ def constant_site() -> Site:
     weather = DiurnalWeather(start, dry_bulb_mean_c=30.0, dry_bulb_range_k=0.0, wet_bulb_mean_c=20.0,
                              wet_bulb_range_k=0.0, peak_hour_utc=15.0)
     grid = CarbonSignal(start, start, [250.0] * 24)
-    site = Site(fleet, CoolingPlant(3200.0, EQ4), weather, grid)
+    site = Site(fleet, make_cooling_model("paper_eq4", EQ4, 3200.0), weather, grid)
     site.open_at(60.0)  # 60 s = 8571 tau: board power settled at 250 W
     return site
 
@@ -323,3 +308,23 @@ def test_site_tick_of_zero_or_negative_length_raises(t1_s):
     site = constant_site()  # opened at 60 s
     with pytest.raises(ValueError, match="positive length"):
         site.close_tick(t1_s)
+
+
+def test_site_books_a_balanced_ledger_and_a_leak_fails_it():
+    site = constant_site()
+    for t in (360.0, 660.0):
+        site.close_tick(t)
+    led = site.ledger
+    # in: IT 1600 W + cooling (3200/11 + 8 + 12) W + misc 96 W over 600 s
+    assert led.total_in_j == pytest.approx((1600.0 + 3200.0 / 11 + 20.0 + 96.0) * 600.0, rel=1e-12)
+    assert led.check() < 1e-12
+    # a 0.2 % leak in the heat the plant reports as rejected breaks the 0.1 % tolerance
+    led.outflows["heat_rejected"] *= 0.998
+    with pytest.raises(EnergyBalanceError, match="energy balance off by 0.1"):
+        led.check()
+
+
+def test_ledger_rejects_bad_tolerance_and_empty_is_balanced():
+    assert EnergyLedger().rel_error() == 0.0
+    with pytest.raises(ValueError, match="tolerance"):
+        EnergyLedger(tolerance=0.0)

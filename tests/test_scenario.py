@@ -27,6 +27,15 @@ DIURNAL = ('model = "climate"\nsite = "DE"',
            'wet_bulb_mean_c = 15.3\nwet_bulb_range_k = 5.0')
 
 
+# quickstart.toml uses dlc_warm_water; tests of paper_eq4 keys switch to it first
+EQ4 = ('model = "dlc_warm_water"', 'model = "paper_eq4"\nchiller_cop = 5.5')
+
+
+def eq4(old: str, new: str) -> tuple[str, str]:
+    """One edit that switches quickstart to paper_eq4 and then applies ``old -> new``."""
+    return EQ4[0], EQ4[1].replace(old, new) if old and old in EQ4[1] else EQ4[1] + "\n" + new
+
+
 def variant(tmp_path: Path, *edits: tuple[str, str]) -> Path:
     """Write quickstart.toml with each ``(old, new)`` edit applied once (new="" deletes).
 
@@ -98,12 +107,26 @@ def test_m100_day_loads_with_hand_checked_values():
 
 
 def test_cooling_defaults_are_filled_in(tmp_path):
-    sc = load_scenario(variant(tmp_path, ("chiller_cop = 5.5\n", "")))
-    assert sc.cooling.chiller_cop == 5.5
-    assert sc.cooling.pump_min_flow_fraction == 0.20
-    assert sc.cooling.fan_min_speed_fraction == 0.15
-    assert sc.cooling.pump_exponent == 3.0
-    assert sc.cooling.fan_exponent == 3.0
+    sc = load_scenario(variant(tmp_path, (EQ4[0], 'model = "paper_eq4"')))
+    p = sc.cooling.params
+    assert sc.cooling.model == "paper_eq4"
+    assert p["chiller_cop"] == 5.5
+    assert p["pump_min_flow_fraction"] == 0.20
+    assert p["fan_min_speed_fraction"] == 0.15
+    assert p["pump_exponent"] == 3.0
+    assert p["fan_exponent"] == 3.0
+    # calibrated to PUE 1.20 at the Marconi100 design point (cooling_plant.calibrate_paper_eq4)
+    assert (p["pump_design_fraction"], p["fan_design_fraction"], p["misc_fraction"]) == (0.05, 0.075, 0.075)
+    # only the selected model's keys are kept
+    assert "supply_c" not in p
+
+
+def test_keys_of_another_cooling_model_are_rejected(tmp_path):
+    problems = problems_of(variant(tmp_path, ("[cooling]", "[cooling]\nchw_supply_c = 8.0")))
+    assert problems == ["cooling.chw_supply_c: only used when cooling.model is 'air_chiller' "
+                        "(it is 'dlc_warm_water'); remove it"]
+    sc = load_scenario(variant(tmp_path, ('model = "dlc_warm_water"', 'model = "dlc_warm_water"\nsupply_c = 40.0')))
+    assert sc.cooling.params["supply_c"] == 40.0
 
 
 @pytest.mark.parametrize("start", ["2025-07-15T02:00:00+02:00", '"2025-07-15T02:00:00+02:00"'],
@@ -160,15 +183,15 @@ BAD = [
      ["facility.nodes = '120': expected an integer >= 1 and <= 1e+07"]),
     ("float-for-int", ("nodes = 120", "nodes = 120.0"),
      ["facility.nodes = 120.0: expected an integer >= 1"]),
-    ("bool-for-number", ("chiller_cop = 5.5", "chiller_cop = true"),
+    ("bool-for-number", eq4("chiller_cop = 5.5", "chiller_cop = true"),
      ["cooling.chiller_cop = true: expected a number >= 0.5 and <= 20"]),
-    ("nan-for-number", ("chiller_cop = 5.5", "chiller_cop = nan"),
+    ("nan-for-number", eq4("chiller_cop = 5.5", "chiller_cop = nan"),
      ["cooling.chiller_cop = nan: expected a number >= 0.5 and <= 20"]),
     ("negative-host-idle", ("host_idle_w = 1000.0", "host_idle_w = -5.0"),
      ["facility.host_idle_w = -5.0: expected a number >= 0 [W]"]),
     ("offered-load-zero", ("offered_load = 0.7", "offered_load = 0"),
      ["workload.offered_load = 0: expected a number > 0 and <= 2"]),
-    ("chiller-cop-zero", ("chiller_cop = 5.5", "chiller_cop = 0"),
+    ("chiller-cop-zero", eq4("chiller_cop = 5.5", "chiller_cop = 0"),
      ["cooling.chiller_cop = 0: expected a number >= 0.5 and <= 20"]),
     ("unknown-top-level-key", ("seed = 42", "seed = 42\nsede = 1"),
      ["sede: unknown key; did you mean 'seed'?"]),
@@ -205,7 +228,7 @@ BAD = [
      ["facility.host_busy_w = 900.0: expected a number >= facility.host_idle_w (1000) [W]"]),
     ("wet-bulb-above-dry-bulb", (DIURNAL[0], DIURNAL[1].replace("wet_bulb_mean_c = 15.3", "wet_bulb_mean_c = 25.0")),
      ["weather.wet_bulb_mean_c = 25.0: expected the wet-bulb cycle to stay at or below the dry-bulb cycle"]),
-    ("free-cooling-thresholds-crossed", ('model = "paper_eq4"', 'model = "paper_eq4"\nfree_cooling_full_at_wet_bulb_c = 30.0'),
+    ("free-cooling-thresholds-crossed", eq4("", "free_cooling_full_at_wet_bulb_c = 30.0"),
      ["cooling.free_cooling_full_at_wet_bulb_c = 30.0: expected a number below "
       "cooling.free_cooling_zero_at_dry_bulb_c (25) [degC]"]),
     ("bad-choice-with-suggestion", ('gpu_model = "H100-SXM"', 'gpu_model = "H100-SMX"'),
@@ -280,7 +303,7 @@ def test_several_problems_are_reported_together(tmp_path):
         tmp_path,
         ("nodes = 120", 'nodes = "many"'),
         ('gpu_model = "H100-SXM"', 'gpu_model = "H100-SMX"'),
-        ("chiller_cop = 5.5", "chiller_cop = 0"),
+        eq4("chiller_cop = 5.5", "chiller_cop = 0"),
         ('[grid]\ncountry = "DE"\ncarbon_source = "synthetic"\n', ""),
         ("seed = 42", "seed = 42\nsede = 1"),
     )

@@ -20,6 +20,7 @@ from datetime import date, datetime, time, timezone
 from pathlib import Path
 from typing import Any
 
+from twin.facility.cooling_plant import MODEL_PARAMETER_ROWS
 from twin.physics.gpu import GPU_PROFILES, GpuProfile
 from twin.physics.weather import wet_bulb_never_exceeds_dry_bulb
 
@@ -96,29 +97,14 @@ SCHEMA: dict[str, tuple[Key, ...]] = {
            min=0.0),
     ),
     "cooling": (
-        _k("model", "str", "-", REQUIRED, "Facility-overhead model.", choices=("paper_eq4",)),
-        _k("chiller_cop", "float", "-", 5.5, "Chiller coefficient of performance.", min=0.5, max=20.0,
-           source="REFERENCE.md §2.2 (DOE-2 centrifugal reference COP)"),
-        _k("pump_design_fraction", "float", "-", REQUIRED,
-           "Pump power at design flow, as a fraction of design IT power.", min=0.0, max=1.0),
-        _k("fan_design_fraction", "float", "-", REQUIRED,
-           "Fan (air-side and heat-rejection) power at design speed, as a fraction of design IT power.",
-           min=0.0, max=1.0),
-        _k("misc_fraction", "float", "-", REQUIRED,
-           "Constant miscellaneous load (lighting, UPS and distribution losses) as a fraction of design IT power.",
-           min=0.0, max=1.0),
-        _k("pump_min_flow_fraction", "float", "-", 0.20, "Floor on pump flow (bypass flow).", min=0.0, max=1.0,
-           source="seed 004 §3.3"),
-        _k("fan_min_speed_fraction", "float", "-", 0.15, "Floor on fan speed (minimum controllability).",
-           min=0.0, max=1.0, source="seed 004 §3.3"),
-        _k("pump_exponent", "float", "-", 3.0, "Affinity-law exponent of pump power vs flow.", min=1.0, max=3.0,
-           source="REFERENCE.md §2.1 (ideal cube law; real VSD pumps ~2.4)"),
-        _k("fan_exponent", "float", "-", 3.0, "Affinity-law exponent of fan power vs speed.", min=1.0, max=3.0,
-           source="REFERENCE.md §2.1 (ideal cube law; VAV fans ~1.7)"),
-        _k("free_cooling_zero_at_dry_bulb_c", "float", "degC", 25.0, "Dry-bulb at and above which free cooling is 0.",
-           min=-50.0, max=60.0, source="seed 004 §3.3"),
-        _k("free_cooling_full_at_wet_bulb_c", "float", "degC", 12.0, "Wet-bulb at and below which free cooling is 1.",
-           min=-50.0, max=60.0, source="seed 004 §3.3"),
+        _k("model", "str", "-", REQUIRED,
+           "Cooling plant: 'paper_eq4' (seed 004 Eq. 4, calibrated to PUE 1.20 at the Marconi100 design point), "
+           "'air_chiller' (CRAH + chilled water from an EIR chiller, tower, economiser) or 'dlc_warm_water' "
+           "(warm-water direct liquid cooling with dry coolers). Parameters: docs/models.md.",
+           choices=tuple(name for name, _ in MODEL_PARAMETER_ROWS)),
+        *(Key(key, kind, unit, default, desc, min=lo, max=hi, source=src, when=("model", (model,)))
+          for model, rows in MODEL_PARAMETER_ROWS
+          for key, kind, unit, default, desc, lo, hi, src in rows),
     ),
     "weather": (
         _k("model", "str", "-", REQUIRED,
@@ -186,21 +172,10 @@ class Facility:
 
 @dataclass(frozen=True)
 class Cooling:
-    model: str
-    chiller_cop: float
-    pump_design_fraction: float
-    fan_design_fraction: float
-    misc_fraction: float
-    pump_min_flow_fraction: float
-    fan_min_speed_fraction: float
-    pump_exponent: float
-    fan_exponent: float
-    free_cooling_zero_at_dry_bulb_c: float
-    free_cooling_full_at_wet_bulb_c: float
+    """The cooling plant model and its parameters (validated against its schema rows)."""
 
-    def eq4_params(self) -> dict[str, float]:
-        """Keyword arguments of :func:`twin.physics.cooling.facility_power_w`."""
-        return {k.name: getattr(self, k.name) for k in SCHEMA["cooling"] if k.name != "model"}
+    model: str
+    params: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -313,28 +288,31 @@ def _coerce(key: Key, value: Any, path: str) -> tuple[Any, str | None]:
 
 
 def _parse_table(raw: Any, keys: tuple[Key, ...], prefix: str, problems: list[str]) -> dict[str, Any]:
+    """Parse one table. Keys with ``when`` apply only for some values of a selector key
+    parsed before them; a name may appear in several rows with disjoint ``when``."""
     if not isinstance(raw, dict):
         problems.append(f"{prefix or '<top level>'} = {raw!r}: expected a table ([{prefix}])")
         return {}
-    known = {k.name: k for k in keys}
+    known = {k.name for k in keys}
     out: dict[str, Any] = {}
     for name in raw:
         if name not in known and not (prefix == "" and name in SCHEMA):
-            candidates = list(known) + ([s for s in SCHEMA if s] if prefix == "" else [])
+            candidates = sorted(known) + ([s for s in SCHEMA if s] if prefix == "" else [])
             near = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
             hint = f"; did you mean {near[0]!r}?" if near else f"; valid keys: {', '.join(sorted(candidates))}"
             problems.append(f"{prefix + '.' if prefix else ''}{name}: unknown key{hint}")
+    applied: set[str] = set()
+    not_applied: dict[str, tuple[str, list[str], Any]] = {}
     for key in keys:
         path = f"{prefix}.{key.name}" if prefix else key.name
         if key.when is not None:
             selector, applies_to = key.when
             chosen = out.get(selector)
             if chosen not in applies_to:
-                out[key.name] = None
-                if chosen is not None and key.name in raw:
-                    problems.append(f"{path}: only used when {prefix}.{selector} is "
-                                    f"{' or '.join(repr(v) for v in applies_to)} (it is {chosen!r}); remove it")
+                entry = not_applied.setdefault(key.name, (selector, [], chosen))
+                entry[1].extend(applies_to)
                 continue
+        applied.add(key.name)
         if key.name not in raw:
             if key.default is REQUIRED:
                 problems.append(f"{path}: missing; expected {key.expected()} ({key.description.rstrip('.')})")
@@ -346,7 +324,20 @@ def _parse_table(raw: Any, keys: tuple[Key, ...], prefix: str, problems: list[st
             problems.append(problem)
         else:
             out[key.name] = value
+    for name, (selector, applies_to, chosen) in not_applied.items():
+        if name in applied:
+            continue
+        out[name] = None
+        if chosen is not None and name in raw:
+            path = f"{prefix}.{name}" if prefix else name
+            problems.append(f"{path}: only used when {prefix}.{selector} is "
+                            f"{' or '.join(repr(v) for v in applies_to)} (it is {chosen!r}); remove it")
     return out
+
+
+def applicable_keys(section: str, table: dict[str, Any]) -> list[Key]:
+    """The schema rows of ``section`` that apply given the parsed selector values in ``table``."""
+    return [k for k in SCHEMA[section] if k.when is None or table.get(k.when[0]) in k.when[1]]
 
 
 def _cross_checks(top: dict, sec: dict[str, dict], problems: list[str]) -> None:
@@ -408,6 +399,10 @@ def parse_scenario(raw: dict, path: str = "<scenario>", sha256: str = "") -> Sce
     _cross_checks(top, sections, problems)
     if problems:
         raise ScenarioError(path, problems)
+    cool = sections["cooling"]
+    sections["cooling"] = {"model": cool["model"],
+                           "params": {k.name: cool[k.name] for k in applicable_keys("cooling", cool)
+                                      if k.name != "model"}}
     objs = {name: cls(**sections[name]) for name, cls in _SECTION_CLASSES.items()}
     return Scenario(**top, **objs, source_path=path, sha256=sha256)
 

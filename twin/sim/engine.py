@@ -27,7 +27,7 @@ import simpy
 from tqdm import tqdm
 
 from traces.synthetic import JOB_COLUMNS, generate_m100_like_jobs, synthetic_carbon_intensity
-from twin.facility.cooling import CoolingPlant
+from twin.facility.cooling_plant import make_cooling_model
 from twin.facility.gpu_fleet import GpuFleet
 from twin.facility.grid import CarbonSignal
 from twin.facility.site import Site
@@ -150,7 +150,7 @@ class Engine:
             ci = synthetic_carbon_intensity(sc.grid.country, first_hour, hours, sc.seed).to_numpy()
         carbon = CarbonSignal(sc.start, first_hour, ci)
         weather = make_weather(sc)
-        cooling = CoolingPlant(fac.design_it_power_w, sc.cooling.eq4_params())
+        cooling = make_cooling_model(sc.cooling.model, sc.cooling.params, fac.design_it_power_w)
         self.site = Site(self.fleet, cooling, weather, carbon)
         self.counts = JobCounts()
         j = self.jobs

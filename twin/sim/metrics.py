@@ -8,6 +8,9 @@ Definitions (units in the key names):
 * ``pue_max``: highest tick PUE (tick-mean facility power / tick-mean IT power).
 * ``peak_facility_power_kw``: highest tick-mean facility power.
 * ``co2_kg``: sum over ticks of facility energy x carbon intensity of the hour.
+* ``energy_balance_rel_error``: |electricity in - (heat rejected + stored + losses)|
+  / electricity in over the run, each term from its own component
+  (``twin.facility.balance``); a run above 1e-3 fails and writes no results.
 * ``real_time_factor``: simulated seconds / wall seconds of the simulation
   (``wall_s``: building the facility and workload, simulating, writing parquet;
   not the PNG).
@@ -61,6 +64,9 @@ def summarise(engine, *, wall_s: float, peak_rss_mb: float, version: str) -> dic
         "jobs_started": engine.counts.started,
         "jobs_completed": engine.counts.completed,
         "jobs_total_generated": int(len(engine.jobs)),
+        "cooling_model": sc.cooling.model,
+        "energy_balance_rel_error": engine.site.ledger.rel_error(),
+        "energy_balance_kwh": engine.site.ledger.summary_kwh(),
         "wall_s": wall_s,
         "real_time_factor": sc.duration_s / wall_s if wall_s > 0 else None,
         "peak_rss_mb": peak_rss_mb,

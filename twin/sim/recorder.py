@@ -8,6 +8,7 @@ column for plotting, so nothing has to read the parquet back.
 
 from __future__ import annotations
 
+import warnings
 from datetime import datetime
 from pathlib import Path
 
@@ -82,7 +83,8 @@ class Recorder:
         nb = -(-n // self.block)
         pad = nb * self.block - n
         padded = np.concatenate([block, np.full((pad, block.shape[1]), np.nan)]) if pad else block
-        with np.errstate(invalid="ignore"):
+        with warnings.catch_warnings():  # all-NaN blocks (e.g. no coolant loop) stay NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
             self._coarse.append(np.nanmean(padded.reshape(nb, self.block, -1), axis=1))
         arrays = [_timestamps(self.start, self.dt_s, self.n_rows, n)]
         for j, c in enumerate(self.columns):

@@ -54,6 +54,7 @@ def run_to_folder(scenario: Scenario, out_root: Path, *, force: bool = False, pr
         engine = Engine(scenario, tmp, progress=progress)
         engine.run()
         wall_s = time.perf_counter() - wall0
+        engine.site.ledger.check()  # raises EnergyBalanceError: no results for a leaking run
         summary = summarise(engine, wall_s=wall_s, peak_rss_mb=peak_rss_mb(), version=__version__)
         if scenario.outputs.overview_png:
             t_s, coarse = engine.recorder.coarse()
