@@ -33,6 +33,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from twin.scenario import ScenarioError, load_scenario
+    from twin.facility.balance import EnergyBalanceError
     from twin.sim.results import ResultsExistError, run_to_folder
 
     try:
@@ -48,7 +49,49 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("gridtwin run: interrupted; no results folder was written", file=sys.stderr)
         return 130
+    except EnergyBalanceError as exc:
+        print(f"gridtwin run: {exc}; no results folder was written", file=sys.stderr)
+        return EXIT_FAILED
     _print_summary(folder)
+    return EXIT_OK
+
+
+def _cmd_calibrate_gpu(args: argparse.Namespace) -> int:
+    import json
+
+    from twin.calibrate import CalibrationDataError
+    from twin.calibrate.gpu import calibrate_gpu, write_fit
+
+    try:
+        fit, report = calibrate_gpu(args.data)
+    except CalibrationDataError as exc:
+        print(f"gridtwin calibrate gpu: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    report["written"] = str(write_fit(fit, report)) if args.write else None
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return EXIT_OK
+    print(f"GPU model fitted on {report['data_dir']} ({report['cells']} E1 cells)")
+    print(f"  mean power, leave-one-out MAE {report['loo_mae_pct']:.2f} % (cap-bound cells "
+          f"{report['loo_mae_pct_cap_bound']:.2f} %, worst cell {report['loo_max_abs_pct']:.1f} %); by workload: "
+          + ", ".join(f"{w} {v:.2f} %" for w, v in report["loo_mae_pct_by_workload"].items()))
+    for w, b in report["best_efficiency"].items():
+        m, d = b["model"], b["data_best_cell"]
+        print(f"  best iterations/J {w}: model {m['iterations_per_joule']:.4f} at {m['cap_w']:g} W / "
+              f"{m['sm_clock_mhz']:g} MHz; data {d['iterations_per_joule']:.4f} at {d['cap_w']:g} W / "
+              f"{d['sm_clock_mhz']:g} MHz")
+    dyn = report["step_response"]
+    print(f"  cap steps: tau_down {dyn['tau_down_s'] * 1e3:.1f} ms, tau_up {dyn['tau_up_s'] * 1e3:.0f} ms "
+          f"(measured 95 % first crossing: " + ", ".join(
+              f"{s['label']} {s['t95_first_crossing_measured_s'] * 1e3:.0f} ms" for s in dyn["steps"]) + ")")
+    th = report["thermal"]
+    print(f"  thermal RC: R {th['r_th_k_per_w']:.4f} K/W, tau {th['tau_s']:g} s, ambient {th['ambient_c']:g} °C "
+          f"(E1 rms {th['fit_rms_k_E1']['mean_over_traces']:.2f} K)")
+    sk = report["skipped_lines"]
+    skipped = ", ".join(f"{k} {v}" for k, v in sk["total"].items() if v) or "none"
+    print(f"  telemetry: {sk['lines_read']} lines in {sk['files_read']} files; skipped: {skipped}")
+    if report["written"]:
+        print(f"  wrote {report['written']}")
     return EXIT_OK
 
 
@@ -96,6 +139,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace an existing DIR/<name>/ (it is removed only after the new run completes)")
     p.add_argument("--no-progress", action="store_true", help="do not draw the progress bar")
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("calibrate", help="fit model coefficients to measured data",
+                       description="Fit a model's coefficients to measured data and report how well "
+                                   "they reproduce it.")
+    cal = p.add_subparsers(dest="target", metavar="MODEL", required=True)
+    p = cal.add_parser(
+        "gpu", help="GPU power, throughput, cap-step dynamics and thermal RC (V100 campaign)",
+        description="Fit the GPU model on the GridPilot V100 telemetry (E1 power-cap sweep, E2 cap "
+                    "steps; E3 checks the thermal fit when present) and report leave-one-out error, "
+                    "best-efficiency points, step response and skipped telemetry lines. Exit 0 on "
+                    "success, 2 if DIR is missing or lacks the expected files.",
+    )
+    p.add_argument("--data", required=True, metavar="DIR",
+                   help="the v100_telemetry folder (holding E1_power_cap_sweep/ and E2_inner_loop/)")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    p.add_argument("--write", action="store_true",
+                   help="rewrite the packaged coefficients twin/physics/data/gpu_v100_fit.json")
+    p.set_defaults(func=_cmd_calibrate_gpu)
     return parser
 
 
