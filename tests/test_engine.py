@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from traces.synthetic import JOB_COLUMNS
-from twin.physics.gpu import GPU_PROFILES
+from twin.physics.gpu import GPU_PROFILES, mean_board_power_w
 from twin.scenario import parse_scenario
 from twin.sim.engine import COLUMNS, Engine
 from twin.sim.results import run_to_folder
@@ -30,7 +30,8 @@ TINY = {
     "weather": {"model": "diurnal", "dry_bulb_mean_c": 30.0, "dry_bulb_range_k": 0.0,
                 "wet_bulb_mean_c": 20.0, "wet_bulb_range_k": 0.0},
     "workload": {"source": "synthetic", "offered_load": 0.5, "warmup_h": 0.0},
-    "grid": {"country": "DE", "carbon_source": "constant", "constant_intensity_g_per_kwh": 400.0},
+    "grid": {"country": "DE", "carbon_source": "constant", "constant_intensity_g_per_kwh": 400.0,
+             "constant_carbon_free_fraction": 0.5},
     "outputs": {"overview_png": False},
 }
 
@@ -51,11 +52,12 @@ def scenario(**changes):
     return parse_scenario(raw, "tiny.toml")
 
 
-def one_job(submit_s=600.0, run_time_s=1800.0, nodes=1, gpu_util=0.5, host_util=0.5):
+def one_job(submit_s=600.0, run_time_s=1800.0, nodes=1, gpu_util=0.5, host_util=0.5, workload="compute_bound"):
     return pd.DataFrame({
         "job_id": [0], "submit_s": [submit_s], "run_time_s": [run_time_s], "time_limit_s": [2 * run_time_s],
         "num_nodes": [nodes], "num_gpus": [2 * nodes], "gpu_util": [gpu_util], "host_util": [host_util],
-    })[list(JOB_COLUMNS)]
+        "workload": [workload],
+    })[[*JOB_COLUMNS, "workload"]]
 
 
 def run_engine(tmp_path, sc, jobs=None):
@@ -66,12 +68,16 @@ def run_engine(tmp_path, sc, jobs=None):
 
 def test_energy_matches_hand_calculation(tmp_path):
     eng, ts = run_engine(tmp_path, scenario(), one_job())
-    idle = GPU_PROFILES["V100-SXM2-32GB"].idle_w  # 56.58 W
-    target = idle + 0.5 * (300.0 - idle)  # 178.29 W < 200 W cap
+    v100 = GPU_PROFILES["V100-SXM2-32GB"]
+    idle = v100.idle_w  # 56.58 W
+    # calibrated compute-bound power under the 200 W cap at the 1530 MHz boost clock
+    p_class = mean_board_power_w(200.0, 1530.0, "compute_bound", profile=v100)
+    assert 150.0 < p_class < 200.0
+    target = idle + 0.5 * (p_class - idle)  # util 0.5: half the time in the class's kernels
     # GPUs: 4 idle GPUs for 3600 s + 2 GPUs at (target - idle) extra for the job's 1800 s.
-    # The first-order lag (tau 7 ms) loses gap*tau at the start and gains it back at the end:
-    # both transitions complete inside the hour, so they cancel exactly.
-    gpu_j = 4 * idle * 3600 + 2 * (target - idle) * 1800
+    # The fitted asymmetric lag loses gap*tau_up at the start and gains gap*tau_down back
+    # at the end (both transitions complete inside the hour): 2 * 121.71 * (0.0156 - 0.2487) J.
+    gpu_j = 4 * idle * 3600 + 2 * (target - idle) * 1800 + 2 * (target - idle) * (v100.tau_down_s - v100.tau_up_s)
     # Hosts: 2 idle hosts for 3600 s + 1 host at half of (300 - 100) W extra for 1800 s.
     host_j = 2 * 100.0 * 3600 + 0.5 * 200.0 * 1800
     dt = 1.0
@@ -86,7 +92,10 @@ def test_energy_matches_hand_calculation(tmp_path):
         x = it / design
         return it + it / 5.5 + 0.02 * design * max(x, 0.2) ** 3 + 0.03 * design * max(x, 0.15) ** 3 + 0.03 * design
 
-    fac_j = fac(it_idle) * 1800 + fac(it_busy) * 1800
+    # plus the GPU lag energy (negative) through the chiller (1/COP); the pump/fan slope at
+    # x ~ 0.3-0.5 adds < 1 J, inside the tolerance below
+    lag_j = 2 * (target - idle) * (v100.tau_down_s - v100.tau_up_s)
+    fac_j = fac(it_idle) * 1800 + fac(it_busy) * 1800 + lag_j * (1 + 1 / 5.5)
     # the 1 s ticks at the two lag transitions average a slightly different IT power through the
     # nonlinear pump/fan laws: < 1 J over 9e6 J, hence rel 1e-6
     assert ts["facility_power_w"].sum() * dt == pytest.approx(fac_j, rel=1e-6)
@@ -126,11 +135,12 @@ def test_timeseries_schema_and_timestamps(tmp_path):
 
 def test_same_seed_same_parquet_different_seed_differs(tmp_path):
     sc = scenario(duration_h=2.0, grid__carbon_source="synthetic", grid__constant_intensity_g_per_kwh=None,
+                  grid__constant_carbon_free_fraction=None,
                   facility__nodes=20, workload__warmup_h=6.0)
     paths = []
     for i, seed_sc in enumerate((sc, sc, scenario(duration_h=2.0, seed=8, facility__nodes=20, workload__warmup_h=6.0,
                                                   grid__carbon_source="synthetic",
-                                                  grid__constant_intensity_g_per_kwh=None))):
+                                                  grid__constant_intensity_g_per_kwh=None, grid__constant_carbon_free_fraction=None))):
         folder = tmp_path / str(i)
         folder.mkdir()
         Engine(seed_sc, folder).run()

@@ -56,6 +56,10 @@ def test_fleet_energy_over_a_load_schedule():
     assert lag_in + lag_out == pytest.approx(0.0, abs=1e-12)
     expected_gpu_j = 4 * IDLE * 100.0 + 2 * (target - IDLE) * 60.0
     assert expected_gpu_j == pytest.approx(37237.2, rel=1e-12)
+    # The fleet uses the fitted asymmetric lags (board_power_step): the rise at 10 s
+    # follows tau_up, the fall at 70 s tau_down, so the two lag terms no longer cancel:
+    # 2 * (target - idle) * (tau_down - tau_up) = 2 * 121.71 * (0.0156 - 0.2487) = -56.74 J
+    expected_gpu_j += 2 * (target - IDLE) * (V100.tau_down_s - V100.tau_up_s)
     assert fleet.gpu_energy_total_j == pytest.approx(expected_gpu_j, rel=1e-9)
     # Per cohort: cohort 1 idle all along: 2 * 56.58 * 100 = 11 316 J.
     assert fleet.gpu_energy_j[1] == pytest.approx(2 * IDLE * 100.0, rel=1e-9)
@@ -87,7 +91,7 @@ def test_fleet_cap_clips_a_high_demand():
     # demand = 56.58 + 1 * (300 - 56.58) = 300 W > cap 200 W: target 200 W.
     assert fleet.target_w[0] == 200.0
     assert fleet.target_w[1] == IDLE
-    fleet.advance_to(1.0)  # 1 s = 143 tau: settled
+    fleet.advance_to(10.0)  # 10 s = 40 tau_up: settled
     assert fleet.power_w[0] == pytest.approx(200.0, rel=1e-12)
 
 
@@ -168,12 +172,12 @@ def test_twin_plant_power_converges_to_a_cap_step():
     clock = Clock()
     plant = TwinGpuPlant(fleet, clock)
     fleet.set_load(0.0, [0, 1], gpu_util=1.0, host_util=1.0)
-    clock.t_s = 1.0  # 143 tau: settled at the 300 W demand
+    clock.t_s = 10.0  # 40 tau_up: settled at the 300 W demand
     np.testing.assert_allclose(plant.read_power_w(), [300.0, 300.0], rtol=1e-12)
     plant.set_power_cap_w(np.array([0]), np.array([200.0]))
-    clock.t_s = 1.0 + 10 * TAU
+    clock.t_s = 10.0 + 10 * V100.tau_down_s
     p = plant.read_power_w()
-    # After 10 tau the remaining gap is (300 - 200) * exp(-10) = 4.54e-3 W.
+    # A step down follows tau_down: after 10 tau_down the gap is (300 - 200) * exp(-10) = 4.54e-3 W.
     assert p[0] - 200.0 == pytest.approx(100.0 * math.exp(-10.0), rel=1e-3)
     assert p[1] == pytest.approx(300.0, rel=1e-12)  # untouched cohort
 
@@ -328,3 +332,23 @@ def test_ledger_rejects_bad_tolerance_and_empty_is_balanced():
     assert EnergyLedger().rel_error() == 0.0
     with pytest.raises(ValueError, match="tolerance"):
         EnergyLedger(tolerance=0.0)
+
+
+def test_junction_temperature_follows_the_rc_model_whatever_the_steps():
+    # Cohort 0 at util 1 under a 250 W cap from t = 0; steady state 33.9 + 0.1537 * P.
+    a, b = two_cohorts(cap_w=250.0), two_cohorts(cap_w=250.0)
+    for f in (a, b):
+        f.set_load(0.0, [0], gpu_util=1.0, host_util=1.0)
+        # the RC model is fed each advance's mean power, so splits only agree exactly once the
+        # board power is constant: let the 0.25 s rise settle first (40 tau_up)
+        f.advance_to(10.0)
+    for t in np.arange(10.5, 120.01, 0.5):  # many small advances (settled stretches deferred)
+        a.advance_to(float(t))
+    b.advance_to(120.0)
+    np.testing.assert_allclose(a.junction_temp_c(), b.junction_temp_c(), rtol=1e-12)
+    np.testing.assert_allclose(a.gpu_energy_j, b.gpu_energy_j, rtol=1e-12)
+    # after 120 s = 6.2 tau_th the junction is within exp(-6.2) of steady state
+    t_ss = a.ambient_c + V100.r_th_k_per_w * a.power_w[0]
+    t0 = a.ambient_c + V100.r_th_k_per_w * IDLE
+    # the 10 s rise is fed as one mean-power interval: within 0.1 K of the ideal step response
+    assert a.junction_temp_c()[0] == pytest.approx(t_ss + (t0 - t_ss) * math.exp(-120.0 / V100.tau_th_s), abs=0.1)

@@ -235,3 +235,23 @@ def test_committed_ci_table_equals_calibration(country):
     for f in dataclasses.fields(ref):
         tol = 0.5 * 10.0 ** -decimals.get(f.name, 2) + 1e-9
         assert getattr(got, f.name) == pytest.approx(getattr(ref, f.name), abs=tol), f.name
+
+
+@pytest.mark.parametrize("country", sorted(syn.CFF_FROM_CI))
+def test_committed_cff_lines_equal_calibration(country):
+    path = CI_DIR / f"{country}_hourly.parquet"
+    if not path.exists():
+        pytest.skip(f"real data absent: {path}")
+    intercept, slope = syn.calibrate_cff_from_ci(path)
+    ref_a, ref_b = syn.CFF_FROM_CI[country]
+    assert intercept == pytest.approx(ref_a, abs=5e-6)  # committed to 5 decimals
+    assert slope == pytest.approx(ref_b, abs=5e-8)  # committed to 7 decimals
+
+
+def test_cff_from_ci_is_clipped_and_decreasing():
+    # DE: 0.99745 - 0.0014131 * CI; CI 0 -> 0.99745, CI 352.32 (2025 mean) -> 0.4996, CI 1000 -> 0 (clipped)
+    got = syn.carbon_free_fraction_from_ci("DE", [0.0, 352.32, 1000.0])
+    np.testing.assert_allclose(got, [0.99745, 0.99745 - 0.0014131 * 352.32, 0.0], atol=1e-12)
+    assert syn.carbon_free_fraction_from_ci("CH", [10.0, 500.0]).tolist() == [1.0, 1.0]
+    with pytest.raises(ValueError, match="country='XX' is unknown"):
+        syn.carbon_free_fraction_from_ci("XX", [1.0])

@@ -39,6 +39,9 @@ __all__ = [
     "calibrate_m100_job_params",
     "synthetic_carbon_intensity",
     "calibrate_ci_params",
+    "CFF_FROM_CI",
+    "carbon_free_fraction_from_ci",
+    "calibrate_cff_from_ci",
     "shared_data_dir",
 ]
 
@@ -700,3 +703,58 @@ def calibrate_ci_params(path_to_parquet: str | os.PathLike) -> CarbonParams:
     sigma = float(resid.std() * math.sqrt(1.0 - phi**2))
     lag1 = float(np.corrcoef(x[:-1], x[1:])[0, 1])
     return CarbonParams(*(float(c) for c in coef), phi, sigma, lag1)
+
+
+# ------------------------------------------------------- carbon-free fraction from CI
+
+#: ``cff = clip(intercept + slope * CI, 0, 1)`` per country: least-squares lines fitted by
+#: :func:`calibrate_cff_from_ci` to the 2025 hourly ``carbon_free_fraction_production``
+#: column against ``carbon_intensity_gCO2eq_per_kWh`` of ``shared/data/entsoe_ci_2025``
+#: (the production column is the one consistent with the CI column; docs/models_grid.md).
+#: Pearson r and RMS residual: SE -0.79 / 0.012, FR -0.98 / 0.005, IT -0.99 / 0.026,
+#: DE -0.98 / 0.037, PL -0.99 / 0.018. CH's column is exactly 1.0 in every hour (slope 0):
+#: a CFE share for CH is 100 % by construction and says nothing.
+CFF_FROM_CI: Mapping[str, tuple[float, float]] = MappingProxyType({
+    "SE": (1.06308, -0.0047522),
+    "CH": (1.0, 0.0),
+    "FR": (1.03694, -0.0021414),
+    "IT": (1.02094, -0.0022428),
+    "DE": (0.99745, -0.0014131),
+    "PL": (1.01166, -0.0012951),
+})
+
+
+def carbon_free_fraction_from_ci(country: str, ci_g_per_kwh) -> np.ndarray:
+    """Hourly carbon-free share of generation implied by the carbon intensity [-].
+
+    Parameters
+    ----------
+    country : str
+        One of :data:`CFF_FROM_CI`.
+    ci_g_per_kwh : array
+        Carbon intensity [gCO2eq/kWh].
+
+    Returns
+    -------
+    numpy.ndarray in [0, 1]
+    """
+    if country not in CFF_FROM_CI:
+        raise ValueError(f"country={country!r} is unknown; known: {', '.join(sorted(CFF_FROM_CI))}")
+    a, b = CFF_FROM_CI[country]
+    return np.clip(a + b * np.asarray(ci_g_per_kwh, dtype=np.float64), 0.0, 1.0)
+
+
+def calibrate_cff_from_ci(path_to_parquet: str | os.PathLike) -> tuple[float, float]:
+    """Recompute one row of :data:`CFF_FROM_CI`: ``(intercept, slope)`` of the 2025 OLS line.
+
+    A constant carbon-free column (CH) gives ``(its value, 0.0)``.
+    """
+    df = pd.read_parquet(path_to_parquet, columns=["timestamp", _CI_COLUMN, "carbon_free_fraction_production"])
+    ts = pd.to_datetime(df["timestamp"], utc=True)
+    df = df[(ts.dt.year == 2025).to_numpy()]
+    x = df[_CI_COLUMN].to_numpy(dtype=np.float64)
+    y = df["carbon_free_fraction_production"].to_numpy(dtype=np.float64)
+    if y.std() == 0.0:
+        return float(y.mean()), 0.0
+    slope, intercept = np.polyfit(x, y, 1)
+    return float(intercept), float(slope)

@@ -91,6 +91,10 @@ SCHEMA: dict[str, tuple[Key, ...]] = {
         _k("gpu_power_cap_w", "float", "W", None,
            "Power cap applied to every GPU; default: the model's maximum limit (TDP). "
            "Must lie in the model's power-limit range."),
+        _k("gpu_sm_clock_mhz", "float", "MHz", None,
+           "SM clock of running GPUs for the calibrated power model; default: the model's maximum boost clock "
+           "(the V100 fit covers 405-1380 MHz; docs/models.md gives the extrapolation error at 1530 MHz).",
+           min=100.0, max=3000.0),
         _k("host_idle_w", "float", "W", REQUIRED, "Non-GPU node power (CPUs, memory, NICs, disks, fans) when idle.",
            min=0.0),
         _k("host_busy_w", "float", "W", REQUIRED, "Non-GPU node power when the host is fully busy; >= host_idle_w.",
@@ -131,6 +135,13 @@ SCHEMA: dict[str, tuple[Key, ...]] = {
         _k("offered_load", "float", "-", REQUIRED,
            "Requested node-seconds as a fraction of the facility's node-seconds (queueing may hold some back).",
            min=0.0, max=2.0, min_exclusive=True),
+        _k("compute_bound_share", "float", "-", 0.5,
+           "Share of GPU jobs whose kernels are compute-bound (calibrated V100 class model).", min=0.0, max=1.0,
+           source="assumption (no per-job class in the traces); shares must sum to 1"),
+        _k("memory_bound_share", "float", "-", 0.3, "Share of GPU jobs that are memory-bound.", min=0.0, max=1.0,
+           source="assumption"),
+        _k("bursty_share", "float", "-", 0.2, "Share of GPU jobs that alternate compute and idle phases.",
+           min=0.0, max=1.0, source="assumption"),
         _k("warmup_h", "float", "h", 24.0,
            "Jobs are generated and scheduled from this long before the start so the run opens on a busy facility.",
            min=0.0, max=24 * 31),
@@ -142,6 +153,88 @@ SCHEMA: dict[str, tuple[Key, ...]] = {
            "'constant'.", choices=("synthetic", "constant")),
         _k("constant_intensity_g_per_kwh", "float", "gCO2eq/kWh", REQUIRED, "The constant intensity.",
            min=0.0, max=2000.0, when=("carbon_source", ("constant",))),
+        _k("constant_carbon_free_fraction", "float", "-", REQUIRED,
+           "Carbon-free share of the grid's generation, constant (enters the CFE share).",
+           min=0.0, max=1.0, when=("carbon_source", ("constant",))),
+    ),
+    "battery": (
+        _k("model", "str", "-", "none", "Battery energy storage on the site bus: 'none' or 'lfp' "
+           "(LFP cells, BLAST-Lite ageing; docs/models.md).", choices=("none", "lfp")),
+        _k("capacity_kwh", "float", "kWh", REQUIRED, "Nominal energy capacity.", min=0.0, max=1e7,
+           min_exclusive=True, when=("model", ("lfp",))),
+        _k("max_charge_kw", "float", "kW", REQUIRED, "Converter limit when charging.", min=0.0, max=1e7,
+           when=("model", ("lfp",))),
+        _k("max_discharge_kw", "float", "kW", REQUIRED, "Converter limit when discharging.", min=0.0, max=1e7,
+           when=("model", ("lfp",))),
+        _k("soc_min", "float", "-", 0.1, "Lowest state of charge used.", min=0.0, max=1.0, when=("model", ("lfp",)),
+           source="assumption (REFERENCE.md: BESS SoC window unsourced)"),
+        _k("soc_max", "float", "-", 0.9, "Highest state of charge used.", min=0.0, max=1.0, when=("model", ("lfp",)),
+           source="assumption (REFERENCE.md: BESS SoC window unsourced)"),
+        _k("initial_soc", "float", "-", 0.5, "State of charge at the start; also the recharge target.",
+           min=0.0, max=1.0, when=("model", ("lfp",))),
+        _k("round_trip_efficiency", "float", "-", 0.85, "AC round-trip efficiency.", min=0.5, max=1.0,
+           when=("model", ("lfp",)), source="REFERENCE.md §4 (NREL ATB)"),
+        _k("temp_c", "float", "degC", 25.0, "Cell temperature for ageing.", min=-20.0, max=60.0,
+           when=("model", ("lfp",)), source="assumption (conditioned container)"),
+        _k("peak_shaving_import_kw", "float", "kW", None,
+           "Keep grid import at or below this while energy lasts (omit: no peak shaving).", min=0.0, max=1e7,
+           when=("model", ("lfp",))),
+        _k("max_ramp_kw_per_s", "float", "kW/s", None,
+           "Limit the grid-import ramp to this (omit: no ramp smoothing).", min=0.0, max=1e7,
+           min_exclusive=True, when=("model", ("lfp",))),
+        _k("ffr_reserve_kw", "float", "kW", 0.0,
+           "Power the battery delivers (import reduction) during an FFR activation; 0: no FFR commitment.",
+           min=0.0, max=1e7, when=("model", ("lfp",))),
+        _k("recharge_kw", "float", "kW", 0.0,
+           "Charging power used to return toward initial_soc when no service needs the battery.",
+           min=0.0, max=1e7, when=("model", ("lfp",))),
+    ),
+    "heat": (
+        _k("model", "str", "-", "none", "Waste-heat recovery: 'none' or 'district_heating' (heat pump on the "
+           "liquid-cooling return, storage tank, metered delivery; needs cooling.model = 'dlc_warm_water').",
+           choices=("none", "district_heating")),
+        _k("heat_pump_capacity_kw", "float", "kW", REQUIRED, "Largest heat-pump heat output.", min=0.0, max=1e7,
+           min_exclusive=True, when=("model", ("district_heating",))),
+        _k("annual_demand_mwh", "float", "MWh", REQUIRED,
+           "Heat the network takes in a typical year (sets the demand profile's scale).", min=0.0, max=1e8,
+           min_exclusive=True, when=("model", ("district_heating",)),
+           source="e.g. Meta Odense 100 000 MWh/yr (REFERENCE.md §3.3)"),
+        _k("base_load_fraction", "float", "-", 0.3, "Weather-independent share of the demand (hot water, losses).",
+           min=0.0, max=1.0, when=("model", ("district_heating",)), source="assumption (docs/models.md)"),
+        _k("degree_day_base_c", "float", "degC", 15.5, "Heating degree-day base temperature.", min=0.0, max=25.0,
+           when=("model", ("district_heating",)), source="assumption (docs/models.md)"),
+        _k("supply_setpoint_c", "float", "degC", 75.0, "Network supply temperature setpoint.", min=70.0, max=90.0,
+           when=("model", ("district_heating",)), source="DCPI §6.3.2 b (70-90 C); Meta Odense 75 C (REFERENCE §3.3)"),
+        _k("return_temp_c", "float", "degC", 40.0, "Network return temperature.", min=10.0, max=65.0,
+           when=("model", ("district_heating",)), source="REFERENCE.md §3.2-3.3"),
+        _k("tank_volume_m3", "float", "m3", REQUIRED, "Thermal storage tank volume.", min=0.0, max=1e6,
+           min_exclusive=True, when=("model", ("district_heating",))),
+        _k("tank_ua_w_per_k", "float", "W/K", REQUIRED, "Tank standing-loss coefficient to ambient.", min=0.0,
+           max=1e6, when=("model", ("district_heating",))),
+        _k("meter_permanent_flow_m3_per_h", "float", "m3/h", REQUIRED, "Permanent flow q_p of the delivery meter.",
+           min=0.0, max=1e6, min_exclusive=True, when=("model", ("district_heating",))),
+        _k("meter_class", "int", "-", 2, "EN 1434 / MID accuracy class of the delivery meter.", min=1, max=3,
+           when=("model", ("district_heating",)), source="REFERENCE.md §3.4"),
+    ),
+    "frequency": (
+        _k("source", "str", "-", "none", "Grid frequency: 'none' or 'synthetic' (seeded noise plus FFR dips).",
+           choices=("none", "synthetic")),
+        _k("ffr_dips", "int", "-", REQUIRED, "Number of frequency dips through the FFR level in the run "
+           "(random times, seeded, at least re-arm time apart).", min=0, max=100_000,
+           when=("source", ("synthetic",))),
+        _k("dip_nadir_hz", "float", "Hz", 49.5, "Lowest frequency of each dip.", min=47.0, max=49.99,
+           when=("source", ("synthetic",))),
+        _k("ffr_level_hz", "float", "Hz", 49.7, "FFR activation level (49.7, 49.6 or 49.5 Hz).", min=49.5, max=49.7,
+           when=("source", ("synthetic",)), source="REFERENCE.md §6.1 (Nordic FFR)"),
+        _k("ffr_support_s", "float", "s", 30.0, "Support duration of an activation (5 or 30 s).", min=5.0, max=30.0,
+           when=("source", ("synthetic",)), source="REFERENCE.md §6.1"),
+        _k("log_tick_s", "float", "s", 0.1, "Resolution of the FFR activation log.", min=0.001, max=1.0,
+           when=("source", ("synthetic",)), source="REFERENCE.md §6.1 measurement rule (100 ms)"),
+        _k("log_pre_s", "float", "s", 10.0, "The log opens this long before each trigger.", min=0.0, max=600.0,
+           when=("source", ("synthetic",)), source="REFERENCE.md §6.1 (10 s before activation)"),
+        _k("log_post_s", "float", "s", 60.0, "The log stays open this long after the support ends.", min=0.0,
+           max=3600.0, when=("source", ("synthetic",)),
+           source="assumption: Svk asks for 15 min (REFERENCE.md §6.1); 60 s keeps files small, raise it to 900"),
     ),
     "outputs": (
         _k("per_host_series", "bool", "-", False,
@@ -157,6 +250,7 @@ class Facility:
     gpus_per_node: int
     gpu_model: str
     gpu_power_cap_w: float
+    gpu_sm_clock_mhz: float | None
     host_idle_w: float
     host_busy_w: float
 
@@ -194,7 +288,15 @@ class Weather:
 class Workload:
     source: str
     offered_load: float
+    compute_bound_share: float
+    memory_bound_share: float
+    bursty_share: float
     warmup_h: float
+
+    @property
+    def class_shares(self) -> tuple[float, float, float]:
+        """Shares in the order of :data:`twin.physics.gpu.WORKLOADS`."""
+        return (self.compute_bound_share, self.memory_bound_share, self.bursty_share)
 
 
 @dataclass(frozen=True)
@@ -202,6 +304,51 @@ class Grid:
     country: str
     carbon_source: str
     constant_intensity_g_per_kwh: float | None
+    constant_carbon_free_fraction: float | None
+
+
+@dataclass(frozen=True)
+class Battery:
+    model: str
+    capacity_kwh: float | None
+    max_charge_kw: float | None
+    max_discharge_kw: float | None
+    soc_min: float | None
+    soc_max: float | None
+    initial_soc: float | None
+    round_trip_efficiency: float | None
+    temp_c: float | None
+    peak_shaving_import_kw: float | None
+    max_ramp_kw_per_s: float | None
+    ffr_reserve_kw: float | None
+    recharge_kw: float | None
+
+
+@dataclass(frozen=True)
+class Heat:
+    model: str
+    heat_pump_capacity_kw: float | None
+    annual_demand_mwh: float | None
+    base_load_fraction: float | None
+    degree_day_base_c: float | None
+    supply_setpoint_c: float | None
+    return_temp_c: float | None
+    tank_volume_m3: float | None
+    tank_ua_w_per_k: float | None
+    meter_permanent_flow_m3_per_h: float | None
+    meter_class: int | None
+
+
+@dataclass(frozen=True)
+class Frequency:
+    source: str
+    ffr_dips: int | None
+    dip_nadir_hz: float | None
+    ffr_level_hz: float | None
+    ffr_support_s: float | None
+    log_tick_s: float | None
+    log_pre_s: float | None
+    log_post_s: float | None
 
 
 @dataclass(frozen=True)
@@ -226,6 +373,9 @@ class Scenario:
     workload: Workload
     grid: Grid
     outputs: Outputs
+    battery: Battery
+    heat: Heat
+    frequency: Frequency
     source_path: str = ""
     sha256: str = field(default="", compare=False)
 
@@ -239,7 +389,8 @@ class Scenario:
 
 
 _SECTION_CLASSES = {"facility": Facility, "cooling": Cooling, "weather": Weather,
-                    "workload": Workload, "grid": Grid, "outputs": Outputs}
+                    "workload": Workload, "grid": Grid, "outputs": Outputs, "battery": Battery, "heat": Heat,
+                    "frequency": Frequency}
 
 
 def _coerce(key: Key, value: Any, path: str) -> tuple[Any, str | None]:
@@ -372,6 +523,50 @@ def _cross_checks(top: dict, sec: dict[str, dict], problems: list[str]) -> None:
         if fac["host_busy_w"] < fac["host_idle_w"]:
             problems.append(f"facility.host_busy_w = {fac['host_busy_w']!r}: expected a number >= "
                             f"facility.host_idle_w ({fac['host_idle_w']:g}) [W]")
+    wl = sec.get("workload", {})
+    shares = [wl.get(k) for k in ("compute_bound_share", "memory_bound_share", "bursty_share")]
+    if None not in shares and abs(sum(shares) - 1.0) > 1e-9:
+        problems.append(f"workload.bursty_share = {shares[2]!r}: expected compute_bound_share + memory_bound_share "
+                        f"+ bursty_share = 1 (they sum to {sum(shares):g}) [-]")
+    bat = sec.get("battery", {})
+    if bat.get("model") == "lfp" and None not in (bat.get("soc_min"), bat.get("soc_max"), bat.get("initial_soc")):
+        if not bat["soc_min"] < bat["soc_max"]:
+            problems.append(f"battery.soc_max = {bat['soc_max']!r}: expected a number above battery.soc_min "
+                            f"({bat['soc_min']:g}) [-]")
+        elif not bat["soc_min"] <= bat["initial_soc"] <= bat["soc_max"]:
+            problems.append(f"battery.initial_soc = {bat['initial_soc']!r}: expected a number within the SoC window "
+                            f"{bat['soc_min']:g}-{bat['soc_max']:g} [-]")
+    heat = sec.get("heat", {})
+    if heat.get("model") == "district_heating":
+        cooling_model = sec.get("cooling", {}).get("model")
+        if cooling_model is not None and cooling_model != "dlc_warm_water":
+            problems.append(f"heat.model = 'district_heating': needs cooling.model = 'dlc_warm_water' (the heat "
+                            f"pump draws on the warm-water return); cooling.model is {cooling_model!r}")
+        sup, ret = heat.get("supply_setpoint_c"), heat.get("return_temp_c")
+        if sup is not None and ret is not None and not ret + 3.0 <= sup:
+            problems.append(f"heat.return_temp_c = {ret!r}: expected at least 3 K below heat.supply_setpoint_c "
+                            f"({sup:g}) (the meter's minimum temperature difference) [degC]")
+    fr = sec.get("frequency", {})
+    if fr.get("source") == "synthetic":
+        if fr.get("ffr_level_hz") is not None and fr["ffr_level_hz"] not in (49.7, 49.6, 49.5):
+            problems.append(f"frequency.ffr_level_hz = {fr['ffr_level_hz']!r}: expected one of 49.7, 49.6, 49.5 "
+                            f"(the Nordic FFR levels) [Hz]")
+        if fr.get("ffr_support_s") is not None and fr["ffr_support_s"] not in (5.0, 30.0):
+            problems.append(f"frequency.ffr_support_s = {fr['ffr_support_s']!r}: expected 5 or 30 (the Nordic FFR "
+                            f"support durations) [s]")
+        if None not in (fr.get("dip_nadir_hz"), fr.get("ffr_level_hz")) and not fr["dip_nadir_hz"] < fr["ffr_level_hz"]:
+            problems.append(f"frequency.dip_nadir_hz = {fr['dip_nadir_hz']!r}: expected below frequency.ffr_level_hz "
+                            f"({fr['ffr_level_hz']:g}) so that each dip triggers FFR [Hz]")
+        lt = fr.get("log_tick_s")
+        if lt is not None and tick is not None:
+            n = tick / lt
+            if lt > tick or abs(n - round(n)) > 1e-6 * n:
+                problems.append(f"frequency.log_tick_s = {lt!r}: expected a tick that divides base_tick_s "
+                                f"({tick:g} s) evenly [s]")
+        dips, dur = fr.get("ffr_dips"), top.get("duration_h")
+        if dips is not None and dur is not None and dips * 900.0 > dur * 3600.0:
+            problems.append(f"frequency.ffr_dips = {dips!r}: expected at most {int(dur * 3600.0 // 900.0)} in "
+                            f"{dur:g} h (FFR re-arms 15 min after an activation)")
     cool = sec.get("cooling", {})
     zero_at, full_at = cool.get("free_cooling_zero_at_dry_bulb_c"), cool.get("free_cooling_full_at_wet_bulb_c")
     if zero_at is not None and full_at is not None and full_at >= zero_at:

@@ -5,11 +5,16 @@ setpoint. The engine uses one cohort per node for now; the arrays carry
 ``gpu_count`` and ``host_count`` per cohort so that coarser cohorts (a GW site) need
 no new code.
 
-State changes only at events (a job starts or ends, a cap is written). Between
-events each cohort's board power follows a first-order lag toward
-``min(demand, cap)``, integrated exactly (:func:`twin.physics.gpu.lag_step`), so the
-energy counters are exact whatever the tick. Host (non-GPU) power is piecewise
-constant.
+State changes only at events (a job starts or ends, a cap is written). A cohort
+running a workload class (compute_bound / memory_bound / bursty) demands
+``idle + util * (P_class(cap, clock) - idle)`` per GPU, with ``P_class`` the calibrated
+mean board power (:func:`twin.physics.gpu.mean_board_power_w`; ``util`` is the share
+of time the GPUs run the class's kernels); a cohort with no class uses the generic
+``idle + util * (max_limit - idle)`` clipped at the cap. Between events board power
+follows the asymmetric cap-step lags fitted on E2
+(:func:`twin.physics.gpu.board_power_step`), integrated exactly, so the energy
+counters are exact whatever the tick; the junction temperature follows the fitted
+RC model at each advance's mean power. Host (non-GPU) power is piecewise constant.
 """
 
 from __future__ import annotations
@@ -20,7 +25,10 @@ from typing import Callable
 import numpy as np
 
 from twin.control.plant import check_caps_in_range
-from twin.physics.gpu import GpuProfile, capped_power_w, demand_power_w, lag_step
+from twin.physics.gpu import (WORKLOADS, GpuProfile, board_power_step, capped_power_w, demand_power_w,
+                              junction_temp_step, load_gpu_fit, mean_board_power_w)
+
+GENERIC = -1  # workload index of the uncalibrated generic model (and of idle cohorts)
 
 
 class GpuFleet:
@@ -38,11 +46,17 @@ class GpuFleet:
         Non-GPU power of one host when idle and when fully busy [W].
     t0_s : float
         Time of the initial state [s]; all GPUs start idle at ``idle_w``.
+    sm_clock_mhz : float, optional
+        SM clock the calibrated model assumes [MHz]; default the profile's maximum boost.
     """
 
     def __init__(self, profile: GpuProfile, gpu_count, host_count, cap_w: float,
-                 host_idle_w: float, host_busy_w: float, t0_s: float = 0.0):
+                 host_idle_w: float, host_busy_w: float, t0_s: float = 0.0, sm_clock_mhz: float | None = None):
         self.profile = profile
+        self.fit = load_gpu_fit(profile.power_fit)
+        self.sm_clock_mhz = float(profile.max_sm_clock_mhz if sm_clock_mhz is None else sm_clock_mhz)
+        if not self.sm_clock_mhz > 0:
+            raise ValueError(f"sm_clock_mhz = {sm_clock_mhz!r}: expected > 0 MHz")
         self.gpu_count = np.asarray(gpu_count, dtype=float)
         self.host_count = np.asarray(host_count, dtype=float)
         n = self.gpu_count.size
@@ -53,7 +67,12 @@ class GpuFleet:
         check_caps_in_range(np.arange(n), np.full(n, cap_w), self.min_limit_w, self.max_limit_w)
         self.cap_w = np.full(n, float(cap_w))
         self.gpu_util = np.zeros(n)
+        self.workload = np.full(n, GENERIC, dtype=np.int64)
+        self.class_power_w = np.full(n, profile.idle_w)  # P_class(cap, clock) per cohort (idle for generic)
         self.host_util = np.zeros(n)
+        self.ambient_c = self.fit.ambient_c  # fitted junction "ambient" of the V100 testbed
+        self.temp_c = np.full(n, self.ambient_c + profile.r_th_k_per_w * profile.idle_w)
+        self._temp_pending_s = 0.0
         self.host_idle_w = float(host_idle_w)
         self.host_busy_w = float(host_busy_w)
         self.power_w = np.full(n, profile.idle_w)  # per GPU, now
@@ -68,9 +87,26 @@ class GpuFleet:
     def n_cohorts(self) -> int:
         return self.gpu_count.size
 
+    def _refresh_class_power(self, cohorts) -> None:
+        """Recompute P_class(cap, clock) for ``cohorts`` (called when class or cap changes)."""
+        idx = np.atleast_1d(np.asarray(cohorts))
+        if idx.dtype == bool:
+            idx = np.flatnonzero(idx)
+        w = self.workload[idx]
+        has = w != GENERIC
+        if has.any():
+            sel = idx[has]
+            names = np.asarray(WORKLOADS)[w[has]]
+            self.class_power_w[sel] = np.maximum(
+                mean_board_power_w(self.cap_w[sel], self.sm_clock_mhz, names, self.fit, self.profile),
+                self.profile.idle_w)
+
     def _refresh_targets(self) -> None:
-        demand = demand_power_w(self.gpu_util, self.profile.idle_w, self.profile.max_limit_w)
-        self.target_w = capped_power_w(demand, self.cap_w)
+        p = self.profile
+        generic = capped_power_w(demand_power_w(self.gpu_util, p.idle_w, p.max_limit_w), self.cap_w)
+        classed = demand_power_w(self.gpu_util, p.idle_w, self.class_power_w)
+        self.target_w = np.minimum(np.where(self.workload == GENERIC, generic, classed), self.cap_w)
+        self._settled = False
         self.host_power_w = self.host_count * (self.host_idle_w + self.host_util * (self.host_busy_w - self.host_idle_w))
         self.host_power_total_w = float(self.host_power_w.sum())
 
@@ -83,19 +119,55 @@ class GpuFleet:
             if dt < 0.0:
                 raise ValueError(f"cannot advance the fleet backwards: from t={self.t_s} s to t={t_s} s")
             return
-        self.power_w, e_gpu = lag_step(self.power_w, self.target_w, dt, self.profile.power_time_constant_s)
-        e_gpu = e_gpu * self.gpu_count
-        self.gpu_energy_j += e_gpu
-        self.gpu_energy_total_j += float(e_gpu.sum())
+        if self._settled:
+            # every cohort sits exactly on its target: power is constant, so the energy is
+            # target * dt and the junction update can wait (exact for constant power)
+            self.gpu_energy_j += self._settled_cohort_w * dt
+            self.gpu_energy_total_j += self._settled_total_w * dt
+            self._temp_pending_s += dt
+        else:
+            self._update_temp()
+            p = self.profile
+            self.power_w, e_gpu = board_power_step(self.power_w, self.target_w, dt, p)
+            self.temp_c = junction_temp_step(self.temp_c, e_gpu / dt, self.ambient_c, dt, p.r_th_k_per_w,
+                                             p.tau_th_s)
+            e_gpu = e_gpu * self.gpu_count
+            self.gpu_energy_j += e_gpu
+            self.gpu_energy_total_j += float(e_gpu.sum())
+            if np.array_equal(self.power_w, self.target_w):
+                self._settled = True
+                self._settled_cohort_w = self.target_w * self.gpu_count
+                self._settled_total_w = float(self._settled_cohort_w.sum())
         self.host_energy_j += self.host_power_w * dt
         self.host_energy_total_j += self.host_power_total_w * dt
         self.t_s = t_s
 
-    def set_load(self, t_s: float, cohorts, gpu_util, host_util) -> None:
-        """From ``t_s`` on, ``cohorts`` run at ``gpu_util`` / ``host_util`` (0 = idle) [-]."""
+    def _update_temp(self) -> None:
+        """Apply the deferred junction-temperature update of a settled stretch."""
+        if self._temp_pending_s > 0.0:
+            p = self.profile
+            self.temp_c = junction_temp_step(self.temp_c, self.power_w, self.ambient_c, self._temp_pending_s,
+                                             p.r_th_k_per_w, p.tau_th_s)
+            self._temp_pending_s = 0.0
+
+    def junction_temp_c(self) -> np.ndarray:
+        """Junction temperature per cohort at the fleet's current time [°C]."""
+        self._update_temp()
+        return self.temp_c.copy()
+
+    def set_load(self, t_s: float, cohorts, gpu_util, host_util, workload: int = GENERIC) -> None:
+        """From ``t_s`` on, ``cohorts`` run at ``gpu_util`` / ``host_util`` (0 = idle) [-].
+
+        ``workload`` is an index into :data:`twin.physics.gpu.WORKLOADS` (calibrated class
+        model) or ``GENERIC``.
+        """
+        if not GENERIC <= workload < len(WORKLOADS):
+            raise ValueError(f"workload = {workload!r}: expected -1 (generic) or an index into {WORKLOADS}")
         self.advance_to(t_s)
         self.gpu_util[cohorts] = gpu_util
         self.host_util[cohorts] = host_util
+        self.workload[cohorts] = workload
+        self._refresh_class_power(cohorts)
         self._refresh_targets()
 
     def set_cap(self, t_s: float, cohorts, cap_w) -> None:
@@ -104,6 +176,7 @@ class GpuFleet:
         check_caps_in_range(cohorts, cap_w, self.min_limit_w, self.max_limit_w)
         self.advance_to(t_s)
         self.cap_w[cohorts] = cap_w
+        self._refresh_class_power(cohorts)
         self._refresh_targets()
 
     def it_power_now_w(self) -> float:

@@ -28,7 +28,8 @@ from tqdm import tqdm
 
 from traces.synthetic import JOB_COLUMNS, generate_m100_like_jobs, synthetic_carbon_intensity
 from twin.facility.cooling_plant import make_cooling_model
-from twin.facility.gpu_fleet import GpuFleet
+from twin.facility.gpu_fleet import GENERIC, GpuFleet
+from twin.physics.gpu import WORKLOADS
 from twin.facility.grid import CarbonSignal
 from twin.facility.site import Site
 from twin.facility.weather import ClimateWeather, DiurnalWeather
@@ -98,6 +99,25 @@ def make_weather(sc: Scenario) -> DiurnalWeather | ClimateWeather:
                           peak_hour_utc=w.peak_hour_utc)
 
 
+def workload_indices(jobs: pd.DataFrame, shares, seed: int) -> np.ndarray:
+    """Index into :data:`twin.physics.gpu.WORKLOADS` per job; GENERIC (-1) for CPU-only jobs.
+
+    A ``workload`` column (class names) is used as given; otherwise classes are drawn with
+    ``shares`` from a generator seeded with ``(seed, 1)``, independent of the job stream's.
+    """
+    gpu_job = jobs["num_gpus"].to_numpy() > 0
+    if "workload" in jobs.columns:
+        names = jobs["workload"].to_numpy()
+        bad = ~np.isin(names[gpu_job], WORKLOADS)
+        if bad.any():
+            raise ValueError(f"job table: workload = {names[gpu_job][bad][0]!r}, expected one of {WORKLOADS}")
+        idx = np.array([WORKLOADS.index(n) if g else GENERIC for n, g in zip(names, gpu_job)], dtype=np.int64)
+    else:
+        rng = np.random.default_rng([seed, 1])
+        idx = rng.choice(len(WORKLOADS), size=len(jobs), p=np.asarray(shares, dtype=float))
+    return np.where(gpu_job, idx, GENERIC)
+
+
 def _checked_jobs(jobs: pd.DataFrame, n_nodes: int, t0_s: float) -> pd.DataFrame:
     """Validate an injected job table; raise ValueError naming the column and the problem."""
     missing = [c for c in JOB_COLUMNS if c not in jobs.columns]
@@ -141,7 +161,8 @@ class Engine:
         self.jobs = jobs
         self.fleet = GpuFleet(fac.gpu, gpu_count=np.full(fac.nodes, fac.gpus_per_node),
                               host_count=np.ones(fac.nodes), cap_w=fac.gpu_power_cap_w,
-                              host_idle_w=fac.host_idle_w, host_busy_w=fac.host_busy_w, t0_s=-warmup_s)
+                              host_idle_w=fac.host_idle_w, host_busy_w=fac.host_busy_w, t0_s=-warmup_s,
+                              sm_clock_mhz=fac.gpu_sm_clock_mhz)
         first_hour = sc.start.replace(minute=0, second=0, microsecond=0)
         hours = math.ceil(((sc.start - first_hour).total_seconds() + sc.duration_s) / 3600.0) + 1
         if sc.grid.carbon_source == "constant":
@@ -155,6 +176,7 @@ class Engine:
         self.counts = JobCounts()
         j = self.jobs
         self._gpu_util = j["gpu_util"].to_numpy()
+        self._workload = workload_indices(j, sc.workload.class_shares, sc.seed)
         self._host_util = j["host_util"].to_numpy()
         self.queue = FcfsQueue(self.env, fac.nodes, j["num_nodes"].to_numpy(), j["run_time_s"].to_numpy(),
                                self._job_started, self._job_ended)
@@ -163,7 +185,7 @@ class Engine:
 
     # -- workload events -------------------------------------------------------------
     def _job_started(self, i: int, nodes: np.ndarray) -> None:
-        self.fleet.set_load(self.env.now, nodes, self._gpu_util[i], self._host_util[i])
+        self.fleet.set_load(self.env.now, nodes, self._gpu_util[i], self._host_util[i], int(self._workload[i]))
         if self.env.now >= 0.0:
             self.counts.started += 1
 
