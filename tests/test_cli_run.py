@@ -24,6 +24,7 @@ def write_scenario(tmp_path: Path, name="cli", duration_h=0.5, nodes=4) -> Path:
     text = text.replace('name = "quickstart"', f'name = "{name}"')
     text = text.replace("duration_h = 24.0", f"duration_h = {duration_h}")
     text = text.replace("nodes = 120", f"nodes = {nodes}")
+    text = text.replace('source = "synthetic"\nffr_dips = 6', 'source = "none"')  # no FFR dips in short runs
     path = tmp_path / f"{name}.toml"
     path.write_text(text)
     return path

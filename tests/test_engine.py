@@ -199,9 +199,9 @@ def test_failed_run_leaves_no_folder(tmp_path, monkeypatch):
     def boom(self, t_s):
         if t_s > 100:
             raise RuntimeError("simulated failure")
-        return 300.0
+        return 300.0, 0.5
 
-    monkeypatch.setattr(engine_mod.CarbonSignal, "at", boom)
+    monkeypatch.setattr(engine_mod.CarbonSignal, "both_at", boom)
     with pytest.raises(RuntimeError, match="simulated failure"):
         run_to_folder(scenario(duration_h=0.1), tmp_path)
     assert list(tmp_path.iterdir()) == []

@@ -17,6 +17,7 @@ from twin.scenario import Outputs, ScenarioError, load_scenario
 
 REPO = Path(__file__).resolve().parents[1]
 QUICKSTART = REPO / "scenarios" / "quickstart.toml"
+BASE = REPO / "tests" / "data" / "base_scenario.toml"
 M100 = REPO / "scenarios" / "m100_day.toml"
 UTC = timezone.utc
 
@@ -37,13 +38,13 @@ def eq4(old: str, new: str) -> tuple[str, str]:
 
 
 def variant(tmp_path: Path, *edits: tuple[str, str]) -> Path:
-    """Write quickstart.toml with each ``(old, new)`` edit applied once (new="" deletes).
+    """Write tests/data/base_scenario.toml with each ``(old, new)`` edit applied once (new="" deletes).
 
     Fails the test if ``old`` is not in the file, so an edit can never silently do nothing.
     """
-    text = QUICKSTART.read_text(encoding="utf-8")
+    text = BASE.read_text(encoding="utf-8")
     for old, new in edits:
-        assert text.count(old) == 1, f"edit target {old!r} must occur exactly once in quickstart.toml"
+        assert text.count(old) == 1, f"edit target {old!r} must occur exactly once in base_scenario.toml"
         text = text.replace(old, new)
     path = tmp_path / "variant.toml"
     path.write_text(text, encoding="utf-8")
@@ -80,7 +81,8 @@ def test_quickstart_loads_with_hand_checked_values():
     # 24 h at 1 s = 86 400 ticks
     assert sc.duration_s == 86_400.0
     assert sc.n_ticks == 86_400
-    assert sc.start == datetime(2025, 7, 15, tzinfo=UTC)
+    assert sc.start == datetime(2025, 1, 15, tzinfo=UTC)
+    assert (sc.heat.model, sc.battery.model, sc.frequency.source) == ("district_heating", "lfp", "synthetic")
     assert sc.start.utcoffset() == timedelta(0)
     assert sc.seed == 42
     # written in the file: overview_png is not, so it takes its default (True)
@@ -101,6 +103,7 @@ def test_m100_day_loads_with_hand_checked_values():
     assert sc.facility.design_it_power_w == 1_813_000.0
     assert sc.n_ticks == 86_400
     assert sc.start == datetime(2025, 7, 15, tzinfo=UTC)
+    assert (sc.heat.model, sc.battery.model, sc.frequency.source) == ("none", "none", "none")
     assert sc.start.tzinfo is not None and sc.start.utcoffset() == timedelta(0)
     assert sc.grid.country == "IT"
     assert sc.workload.offered_load == 0.4
@@ -178,6 +181,9 @@ def test_wet_bulb_boundary_is_valid(tmp_path):
 # Bad scenarios: one edit each, exactly one problem, with key path, bad value and expectation
 
 _CAP = 'gpu_model = "H100-SXM"'
+FREQ_TABLE = '[frequency]\nsource = "synthetic"\nffr_dips = 6\n'
+HEAT_TABLE = ('[heat]\nmodel = "district_heating"\nheat_pump_capacity_kw = 500.0\nannual_demand_mwh = 1500.0\n'
+              'tank_volume_m3 = 100.0\ntank_ua_w_per_k = 50.0\nmeter_permanent_flow_m3_per_h = 10.0\n')
 BAD = [
     ("string-for-int", ("nodes = 120", 'nodes = "120"'),
      ["facility.nodes = '120': expected an integer >= 1 and <= 1e+07"]),
@@ -244,6 +250,23 @@ BAD = [
      ('carbon_source = "synthetic"', 'carbon_source = "synthetic"\nconstant_intensity_g_per_kwh = 100.0'),
      ["grid.constant_intensity_g_per_kwh: only used when grid.carbon_source is 'constant' (it is 'synthetic'); "
       "remove it"]),
+    ("battery-initial-soc-outside-window", ('model = "lfp"', 'model = "lfp"\ninitial_soc = 0.95'),
+     ["battery.initial_soc = 0.95: expected a number within the SoC window 0.1-0.9 [-]"]),
+    ("battery-key-without-model", ('model = "lfp"\ncapacity_kwh = 250.0\nmax_charge_kw = 250.0\nmax_discharge_kw = 500.0\n'
+                                   'ffr_reserve_kw = 200.0\nrecharge_kw = 50.0', 'model = "none"\ncapacity_kwh = 250.0'),
+     ["battery.capacity_kwh: only used when battery.model is 'lfp' (it is 'none'); remove it"]),
+    ("heat-needs-dlc", [('model = "dlc_warm_water"', 'model = "air_chiller"'), ("[outputs]", HEAT_TABLE + "[outputs]")],
+     ["heat.model = 'district_heating': needs cooling.model = 'dlc_warm_water'"]),
+    ("heat-setpoint-out-of-range", ("[outputs]", HEAT_TABLE + "supply_setpoint_c = 95.0\n[outputs]"),
+     ["heat.supply_setpoint_c = 95.0: expected a number >= 70 and <= 90 [degC]"]),
+    ("ffr-level-not-nordic", ("[outputs]", FREQ_TABLE + "ffr_level_hz = 49.65\n[outputs]"),
+     ["frequency.ffr_level_hz = 49.65: expected one of 49.7, 49.6, 49.5"]),
+    ("too-many-dips", ("[outputs]", FREQ_TABLE.replace("ffr_dips = 6", "ffr_dips = 97") + "[outputs]"),
+     ["frequency.ffr_dips = 97: expected at most 96 in 24 h (FFR re-arms 15 min after an activation)"]),
+    ("log-tick-does-not-divide-base-tick", ("[outputs]", FREQ_TABLE + "log_tick_s = 0.3\n[outputs]"),
+     ["frequency.log_tick_s = 0.3: expected a tick that divides base_tick_s (1 s) evenly [s]"]),
+    ("class-shares-do-not-sum-to-1", ('offered_load = 0.7', 'offered_load = 0.7\nbursty_share = 0.5'),
+     ["workload.bursty_share = 0.5: expected compute_bound_share + memory_bound_share + bursty_share = 1"]),
     ("bad-country", ('country = "DE"', 'country = "Germany"'),
      ["grid.country = 'Germany': expected one of 'SE', 'CH', 'FR', 'IT', 'DE', 'PL'"]),
 ]
@@ -251,7 +274,7 @@ BAD = [
 
 @pytest.mark.parametrize("edit, expected", [(e, x) for _, e, x in BAD], ids=[i for i, _, _ in BAD])
 def test_bad_scenario_reports_exactly_one_problem(tmp_path, edit, expected):
-    problems = problems_of(variant(tmp_path, edit))
+    problems = problems_of(variant(tmp_path, *(edit if isinstance(edit, list) else [edit])))
     assert len(problems) == 1, problems
     # the first part leads the line: key path, bad value as written in TOML, expectation
     assert problems[0].startswith(expected[0]), problems[0]
@@ -294,7 +317,7 @@ def test_directory_is_not_readable_as_a_file(tmp_path):
 
 def test_not_utf8(tmp_path):
     path = tmp_path / "latin1.toml"
-    path.write_bytes(QUICKSTART.read_bytes().replace(b"Frankfurt July", b"Frankfurt Juli \xe9t\xe9"))
+    path.write_bytes(BASE.read_bytes().replace(b"Frankfurt January", b"Frankfurt Januar \xe9t\xe9"))
     problems = problems_of(path)
     assert len(problems) == 1 and problems[0].startswith("not UTF-8 text: ")
 

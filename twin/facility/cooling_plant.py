@@ -605,12 +605,20 @@ class DlcWarmWaterPlant:
         if self.air is not None:
             self.air.settle((1.0 - p.liquid_fraction) * it_heat_w, dry_bulb_c, wet_bulb_c)
 
-    def step(self, dt_s: float, it_heat_w: float, dry_bulb_c: float, wet_bulb_c: float) -> CoolingFlows:
+    def step(self, dt_s: float, it_heat_w: float, dry_bulb_c: float, wet_bulb_c: float,
+             recovered_heat_w: float = 0.0) -> CoolingFlows:
+        """One tick. ``recovered_heat_w`` is taken from the warm-water return by a heat
+        pump's evaporator (district heating) before the dry coolers [W], in
+        ``[0, liquid_fraction * it_heat_w]``; it leaves this plant's balance as recovered
+        heat, not as heat rejected."""
         _check_step(dt_s, it_heat_w, dry_bulb_c, wet_bulb_c)
         p = self.params
+        if not 0.0 <= recovered_heat_w <= p.liquid_fraction * it_heat_w * (1.0 + 1e-12):
+            raise ValueError(f"recovered_heat_w = {recovered_heat_w!r}: expected in [0, liquid heat "
+                             f"{p.liquid_fraction * it_heat_w:g}] W")
         p_pump, t_air, t_free = self._operating_point(it_heat_w, dry_bulb_c, wet_bulb_c)
-        # pump work ends as heat in the water
-        heat_in_w = p.liquid_fraction * it_heat_w + p_pump
+        # pump work ends as heat in the water; the heat pump takes its share before the dry coolers
+        heat_in_w = p.liquid_fraction * it_heat_w + p_pump - recovered_heat_w
         loop = loop_step(self.return_temp_c, heat_in_w, dt_s, self.heat_capacity_j_per_k,
                          self.capacity_rate_w_per_k, p.supply_c, t_free, self.trim_capacity_w)
         self.return_temp_c = loop["return_temp_c"]

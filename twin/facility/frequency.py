@@ -286,8 +286,15 @@ class FrequencySignal:
         if np.any(outside):
             first = float(q.reshape(-1)[np.argmax(outside.reshape(-1))])
             raise ValueError(f"frequency asked for t={first:g} s, outside the covered range {lo:g} s to {hi:g} s")
-        v = np.interp(q, self.times_s, self.freq_hz)
-        return v if v.ndim else float(v)
+        if q.ndim == 0:
+            # scalar fast path: a binary search, no pass over (or copy of) the whole trace
+            t, f = self.times_s, self.freq_hz
+            i = min(max(int(np.searchsorted(t, float(q), side="right")) - 1, 0), t.size - 2) if t.size > 1 else 0
+            if t.size == 1:
+                return float(f[0])
+            w = (float(q) - t[i]) / (t[i + 1] - t[i])
+            return float(f[i] + w * (f[i + 1] - f[i]))
+        return np.interp(q, self.times_s, self.freq_hz)
 
     def ffr_activations(self, **kwargs) -> list[FfrActivation]:
         """:func:`ffr_activations` on this trace."""

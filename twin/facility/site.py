@@ -1,19 +1,34 @@
-"""The site: composes fleet, cooling plant, weather and grid, and closes each tick's energy.
+"""The site: composes fleet, cooling, heat recovery, battery, weather and grid, and
+closes each tick's energy.
 
 One tick is the interval [t0, t1). IT energy over it is exact (the fleet's closed-form
-counters); the cooling plant is stepped over the tick with the tick's mean IT heat at
-the weather of the tick's midpoint; carbon is facility energy times the intensity of
-the hour the midpoint falls in (a tick never spans an hour boundary: the base tick
-divides an hour). Every tick also books its energy terms in the
-:class:`~twin.facility.balance.EnergyLedger`, each from the component that owns it.
+counters). In order, each tick:
+
+1. the heat loop (if any) takes heat from the warm-water return at the temperature the
+   coolant had at the end of the previous tick, to meet the district demand;
+2. the cooling plant is stepped with the tick's mean IT heat (less what was recovered)
+   at the weather of the tick's midpoint;
+3. the battery (if any) gets its setpoint from the dispatcher for the site load of
+   this tick and is stepped; grid import = site load + battery power;
+4. carbon is grid import times the intensity of the hour the midpoint falls in (a tick
+   never spans an hour boundary: the base tick divides an hour).
+
+Every tick books its energy terms in the :class:`~twin.facility.balance.EnergyLedger`,
+each from the component that owns it.
 """
 
 from __future__ import annotations
 
+import math
+from typing import Callable
+
+from twin.control.battery_dispatch import BatteryDispatcher
 from twin.facility.balance import EnergyLedger
+from twin.facility.battery import Battery
 from twin.facility.cooling_plant import CoolingModel
 from twin.facility.gpu_fleet import GpuFleet
 from twin.facility.grid import CarbonSignal
+from twin.facility.heat_loop import HeatLoop
 
 J_PER_KWH = 3.6e6
 
@@ -31,23 +46,55 @@ class Site:
     carbon : CarbonSignal
     ledger : EnergyLedger, optional
         Where energy terms are booked (a fresh one by default).
+    heat : HeatLoop, optional
+        District-heat recovery; needs ``heat_demand_w`` and a cooling plant whose step
+        takes ``recovered_heat_w`` and which has ``return_temp_c`` (dlc_warm_water).
+    heat_demand_w : callable t_s -> W, optional
+        Network heat demand at simulation time ``t_s``.
+    recoverable_fraction : float
+        Share of IT heat the heat pump can draw on (the liquid-cooled share) [-].
+    battery : Battery, optional
+    dispatcher : BatteryDispatcher, optional
+        Required with ``battery``.
     """
 
     COLUMNS = (
-        "it_power_w", "gpu_power_w", "host_power_w", "facility_power_w",
-        "chiller_power_w", "pump_power_w", "fan_power_w", "misc_power_w",
+        "it_power_w", "gpu_power_w", "host_power_w", "facility_power_w", "grid_power_w",
+        "chiller_power_w", "pump_power_w", "fan_power_w", "misc_power_w", "heat_pump_power_w",
+        "battery_power_w", "battery_soc",
         "pue", "free_cooling_fraction", "dry_bulb_c", "wet_bulb_c",
         "coolant_supply_c", "coolant_return_c", "heat_rejected_w",
-        "carbon_intensity_g_per_kwh", "co2_g",
+        "heat_demand_w", "heat_delivered_w", "dh_supply_c", "heat_meter_mpe_pct",
+        "carbon_intensity_g_per_kwh", "carbon_free_fraction", "co2_g",
     )
 
     def __init__(self, fleet: GpuFleet, cooling: CoolingModel, weather, carbon: CarbonSignal,
-                 ledger: EnergyLedger | None = None):
+                 ledger: EnergyLedger | None = None, *, heat: HeatLoop | None = None,
+                 heat_demand_w: Callable[[float], float] | None = None, recoverable_fraction: float = 1.0,
+                 battery: Battery | None = None, dispatcher: BatteryDispatcher | None = None):
         self.fleet = fleet
         self.cooling = cooling
         self.weather = weather
         self.carbon = carbon
         self.ledger = EnergyLedger() if ledger is None else ledger
+        if heat is not None and (heat_demand_w is None or not hasattr(cooling, "return_temp_c")):
+            raise ValueError("a heat loop needs heat_demand_w and a cooling plant with a warm-water return "
+                             "(cooling.model = 'dlc_warm_water')")
+        if not 0.0 <= recoverable_fraction <= 1.0:
+            raise ValueError(f"recoverable_fraction = {recoverable_fraction!r}: expected in [0, 1]")
+        if (battery is None) != (dispatcher is None):
+            raise ValueError("battery and dispatcher go together")
+        self.heat, self.heat_demand_w, self.recoverable_fraction = heat, heat_demand_w, recoverable_fraction
+        self.battery, self.dispatcher = battery, dispatcher
+        # run totals that need more than column sums
+        self.grid_carbon_free_j = 0.0  # sum over ticks of grid energy x carbon-free fraction
+        self.heat_recoverable_j = 0.0
+        self.heat_mpe_weighted_j = 0.0  # sum of MPE [%] x delivered energy, for the energy-weighted mean
+        self.heat_metered_j = 0.0
+        self.dh_supply_dev_max_k = 0.0
+        self.heat_unmet_j = 0.0
+        self.battery_throughput_j = 0.0
+        self.battery_loss_j = 0.0
         self._t_s = fleet.t_s
         self._gpu_e_j = fleet.gpu_energy_total_j
         self._host_e_j = fleet.host_energy_total_j
@@ -73,28 +120,80 @@ class Site:
         dt = t1_s - t0_s
         if not dt > 0:
             raise ValueError(f"tick must have positive length: from {t0_s} s to {t1_s} s")
-        fleet = self.fleet
+        fleet, led = self.fleet, self.ledger
         fleet.advance_to(t1_s)
         gpu_j = fleet.gpu_energy_total_j - self._gpu_e_j
         host_j = fleet.host_energy_total_j - self._host_e_j
         self._t_s, self._gpu_e_j, self._host_e_j = t1_s, fleet.gpu_energy_total_j, fleet.host_energy_total_j
         it_w = (gpu_j + host_j) / dt
-        db, wb = self.weather.temperatures_c(t0_s + 0.5 * dt)
-        c = self.cooling.step(dt, it_w, db, wb)
+        t_mid = t0_s + 0.5 * dt
+        db, wb = self.weather.temperatures_c(t_mid)
+
+        hp_w = demand_w = delivered_w = 0.0
+        dh_supply_c = mpe = math.nan
+        if self.heat is not None:
+            recoverable_w = self.recoverable_fraction * it_w
+            demand_w = self.heat_demand_w(t_mid)
+            h = self.heat.step(dt, recoverable_heat_w=recoverable_w, source_temp_c=self.cooling.return_temp_c,
+                               demand_w=demand_w, ambient_c=db)
+            c = self.cooling.step(dt, it_w, db, wb, recovered_heat_w=h.heat_recovered_w)
+            hp_w, delivered_w, dh_supply_c, mpe = h.heat_pump_power_w, h.heat_delivered_w, h.supply_temp_c, \
+                h.meter_mpe_pct
+            led.add_in("heat_pump_electricity", hp_w * dt)
+            led.add_out("heat_delivered", delivered_w * dt)
+            led.add_out("heat_tank_stored", h.tank_stored_change_j)
+            led.add_out("heat_tank_losses", h.tank_loss_w * dt)
+            self.heat_recoverable_j += recoverable_w * dt
+            self.heat_unmet_j += h.unmet_demand_w * dt
+            if delivered_w > 0 and math.isfinite(mpe):
+                self.heat_mpe_weighted_j += mpe * delivered_w * dt
+                self.heat_metered_j += delivered_w * dt
+            if demand_w > 0:
+                self.dh_supply_dev_max_k = max(self.dh_supply_dev_max_k, abs(h.supply_temp_c - h.supply_setpoint_c))
+        else:
+            c = self.cooling.step(dt, it_w, db, wb)
         cooling_w = c.chiller_power_w + c.pump_power_w + c.fan_power_w
-        fac_w = it_w + cooling_w + c.misc_power_w
-        led = self.ledger
+        site_w = it_w + cooling_w + c.misc_power_w + hp_w
+
+        battery_w, soc = 0.0, math.nan
+        if self.battery is not None:
+            bat = self.battery
+            lo, hi = bat.feasible_range(dt)
+            bat.set_power(self.dispatcher.setpoint_w(t0_s, dt, site_w, bat.soc, lo, hi), dt)
+            b = bat.step(dt)
+            battery_w = (b.energy_in_j - b.energy_out_j) / dt
+            self.dispatcher.achieved(site_w + battery_w)
+            led.add_in("battery_net_charge", b.energy_in_j - b.energy_out_j)
+            led.add_out("battery_stored", b.stored_change_j)
+            led.add_out("battery_losses", b.loss_j)
+            self.battery_throughput_j += b.energy_in_j + b.energy_out_j
+            self.battery_loss_j += b.loss_j
+            soc = b.soc
+        grid_w = site_w + battery_w
+
         led.add_in("it_electricity", gpu_j + host_j)
         led.add_in("cooling_electricity", cooling_w * dt)
         led.add_in("misc_electricity", c.misc_power_w * dt)
         led.add_out("heat_rejected", c.heat_rejected_w * dt)
         led.add_out("coolant_stored", c.stored_energy_change_j)
         led.add_out("misc_losses", c.misc_power_w * dt)
-        ci = self.carbon.at(t0_s + 0.5 * dt)
+        ci, cff = self.carbon.both_at(t_mid)
+        self.grid_carbon_free_j += grid_w * dt * cff
         return (
-            it_w, gpu_j / dt, host_j / dt, fac_w,
-            c.chiller_power_w, c.pump_power_w, c.fan_power_w, c.misc_power_w,
-            fac_w / it_w if it_w > 0 else float("nan"),
+            it_w, gpu_j / dt, host_j / dt, site_w, grid_w,
+            c.chiller_power_w, c.pump_power_w, c.fan_power_w, c.misc_power_w, hp_w,
+            battery_w, soc,
+            site_w / it_w if it_w > 0 else math.nan,
             c.free_cooling_fraction, db, wb, c.supply_temp_c, c.return_temp_c, c.heat_rejected_w,
-            ci, fac_w * dt / J_PER_KWH * ci,
+            demand_w, delivered_w, dh_supply_c, mpe,
+            ci, cff, grid_w * dt / J_PER_KWH * ci,
         )
+
+    def close_run(self) -> None:
+        """Book what the components still hold at the end (the battery's open ageing window)."""
+        if self.battery is not None:
+            b = self.battery.close_ageing_window()
+            self.ledger.add_in("battery_net_charge", b.energy_in_j - b.energy_out_j)
+            self.ledger.add_out("battery_stored", b.stored_change_j)
+            self.ledger.add_out("battery_losses", b.loss_j)
+            self.battery_loss_j += b.loss_j

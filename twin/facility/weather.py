@@ -6,7 +6,8 @@ from datetime import datetime
 
 import numpy as np
 
-from twin.physics.weather import SECONDS_PER_HOUR, SiteClimate, climate_temperatures_c, diurnal_temperature_c
+from twin.physics.weather import (SECONDS_PER_HOUR, SiteClimate, climate_temperatures_c, diurnal_temperature_c,
+                                  monthly_interp)
 
 
 class DiurnalWeather:
@@ -30,6 +31,14 @@ class DiurnalWeather:
         """(dry-bulb, wet-bulb) at simulation time ``t_s`` [s] (scalar or array) [°C]."""
         hour = self.start_hour_utc + t_s / SECONDS_PER_HOUR
         return diurnal_temperature_c(hour, *self.db), diurnal_temperature_c(hour, *self.wb)
+
+    def daily_mean_dry_bulb_c(self, t_s) -> float:
+        """Daily mean dry-bulb of the day ``t_s`` falls in [°C] (the same every day)."""
+        return float(self.db[0])
+
+    def annual_heating_degree_days_k_day(self, base_c: float) -> float:
+        """Sum over a 365-day year of max(base - daily mean, 0) [K·d]."""
+        return 365.0 * max(base_c - self.db[0], 0.0)
 
 
 class ClimateWeather:
@@ -66,6 +75,7 @@ class ClimateWeather:
         self.hourly_db_c, self.hourly_wb_c = climate_temperatures_c(
             doy, utc_hour, climate, peak_hour_utc, depression_swing_fraction)
         self._span_s = (hours - 1) * SECONDS_PER_HOUR
+        self._doy0_s = (start - year_start.replace(hour=0)).total_seconds()  # start's offset in its year
 
     def temperatures_c(self, t_s):
         """(dry-bulb, wet-bulb) at simulation time ``t_s`` [s] (scalar or array) [°C]."""
@@ -81,3 +91,13 @@ class ClimateWeather:
             return (db[i] + f * (db[i + 1] - db[i]), wb[i] + f * (wb[i + 1] - wb[i]))
         grid = np.arange(self.hourly_db_c.size) * SECONDS_PER_HOUR
         return np.interp(x, grid, self.hourly_db_c), np.interp(x, grid, self.hourly_wb_c)
+
+    def daily_mean_dry_bulb_c(self, t_s) -> float:
+        """Daily mean dry-bulb at ``t_s`` [°C]: the monthly climatology interpolated to the day."""
+        doy = (self._doy0_s + float(t_s)) / 86400.0
+        return float(monthly_interp(doy, self.climate.dry_bulb_c))
+
+    def annual_heating_degree_days_k_day(self, base_c: float) -> float:
+        """Sum over the 365 days of the typical year of max(base - daily mean, 0) [K·d]."""
+        days = np.arange(365) + 0.5
+        return float(np.maximum(base_c - monthly_interp(days, self.climate.dry_bulb_c), 0.0).sum())

@@ -16,6 +16,7 @@ Time is ``env.now`` seconds since the scenario's start; the environment starts a
 from __future__ import annotations
 
 import math
+import warnings
 from collections import deque
 from dataclasses import dataclass
 from datetime import timedelta
@@ -26,7 +27,13 @@ import pandas as pd
 import simpy
 from tqdm import tqdm
 
-from traces.synthetic import JOB_COLUMNS, generate_m100_like_jobs, synthetic_carbon_intensity
+from traces.synthetic import (JOB_COLUMNS, carbon_free_fraction_from_ci, generate_m100_like_jobs,
+                              synthetic_carbon_intensity)
+from twin.control.battery_dispatch import BatteryDispatcher, DispatchConfig
+from twin.facility.battery import Battery
+from twin.facility.frequency import FFR_REARM_S, FrequencyDip, ffr_log_windows, synthetic_frequency_trace
+from twin.facility.heat_loop import HeatLoop, HeatLoopConfig
+from twin.physics.heat import annual_heat_demand_coefficients, district_heat_demand_w
 from twin.facility.cooling_plant import make_cooling_model
 from twin.facility.gpu_fleet import GENERIC, GpuFleet
 from twin.physics.gpu import WORKLOADS
@@ -38,7 +45,10 @@ from twin.scenario import Scenario
 from twin.sim.recorder import HostSeriesRecorder, Recorder
 
 WORKLOAD_COLUMNS = ("busy_nodes", "running_jobs", "queued_jobs")
-COLUMNS = Site.COLUMNS + WORKLOAD_COLUMNS
+COLUMNS = Site.COLUMNS + ("frequency_hz", "ffr_active") + WORKLOAD_COLUMNS
+#: Columns of ffr_windows.parquet besides timestamp and window (the 100 ms activation log).
+WINDOW_COLUMNS = ("grid_power_w", "facility_power_w", "it_power_w", "gpu_power_w", "battery_power_w",
+                  "battery_soc", "frequency_hz", "ffr_active")
 
 
 @dataclass
@@ -97,6 +107,91 @@ def make_weather(sc: Scenario) -> DiurnalWeather | ClimateWeather:
     return DiurnalWeather(sc.start, dry_bulb_mean_c=w.dry_bulb_mean_c, dry_bulb_range_k=w.dry_bulb_range_k,
                           wet_bulb_mean_c=w.wet_bulb_mean_c, wet_bulb_range_k=w.wet_bulb_range_k,
                           peak_hour_utc=w.peak_hour_utc)
+
+
+def _aggregate_rows(rows: list[tuple]) -> tuple:
+    """One base-tick row from equal-length sub-tick rows: means, except sums for co2_g and
+    a PUE recomputed from the mean powers."""
+    a = np.asarray(rows, dtype=float)
+    with warnings.catch_warnings():  # all-NaN columns (no coolant loop, no battery) stay NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        out = np.nanmean(a, axis=0)
+    cols = Site.COLUMNS
+    out[cols.index("co2_g")] = a[:, cols.index("co2_g")].sum()
+    it = out[cols.index("it_power_w")]
+    out[cols.index("pue")] = out[cols.index("facility_power_w")] / it if it > 0 else math.nan
+    return tuple(out.tolist())
+
+
+def make_frequency(sc: Scenario):
+    """(FrequencySignal or None, FFR activations) from ``[frequency]``.
+
+    Dips are placed one per slot of ``duration / ffr_dips`` at a seeded random offset
+    (generator ``(seed, 2)``) leaving at least the 15 min re-arm time between crossings.
+    """
+    f = sc.frequency
+    if f.source == "none":
+        return None, []
+    rng = np.random.default_rng([sc.seed, 2])
+    slot = sc.duration_s / f.ffr_dips if f.ffr_dips else sc.duration_s
+    margin = 120.0  # keep dips off the run's edges (fall 3 s, recovery 60 s, noise taper 10 s)
+    crossings = [i * slot + margin + rng.uniform(0.0, max(slot - FFR_REARM_S - margin, 0.0))
+                 for i in range(f.ffr_dips)]
+    dips = [FrequencyDip(t, nadir_hz=f.dip_nadir_hz, cross_hz=f.ffr_level_hz) for t in crossings]
+    signal = synthetic_frequency_trace(sc.duration_s, seed=sc.seed, dt_s=f.log_tick_s, dips=dips)
+    return signal, signal.ffr_activations(level_hz=f.ffr_level_hz, support_s=f.ffr_support_s)
+
+
+def make_battery(sc: Scenario, ffr_windows_s):
+    """(Battery, BatteryDispatcher) from ``[battery]``, or (None, None)."""
+    b = sc.battery
+    if b.model == "none":
+        return None, None
+    battery = Battery(b.capacity_kwh, b.max_charge_kw, b.max_discharge_kw, soc_min=b.soc_min, soc_max=b.soc_max,
+                      initial_soc=b.initial_soc, round_trip_efficiency=b.round_trip_efficiency, temp_c=b.temp_c)
+    cfg = DispatchConfig(
+        import_limit_w=math.inf if b.peak_shaving_import_kw is None else b.peak_shaving_import_kw * 1e3,
+        max_ramp_w_per_s=math.nan if b.max_ramp_kw_per_s is None else b.max_ramp_kw_per_s * 1e3,
+        ffr_reserve_w=b.ffr_reserve_kw * 1e3, recharge_w=b.recharge_kw * 1e3, target_soc=b.initial_soc)
+    return battery, BatteryDispatcher(cfg, ffr_windows_s)
+
+
+def make_heat(sc: Scenario, weather):
+    """(HeatLoop, demand function t_s -> W) from ``[heat]``, or (None, None).
+
+    Demand: degree-day seasonality from the weather's daily mean dry-bulb times a diurnal
+    shape, scaled so a typical year sums to ``annual_demand_mwh``
+    (:func:`twin.physics.heat.annual_heat_demand_coefficients`).
+    """
+    h = sc.heat
+    if h.model == "none":
+        return None, None
+    hdd = weather.annual_heating_degree_days_k_day(h.degree_day_base_c)
+    if hdd <= 0.0 and h.base_load_fraction < 1.0:
+        raise ValueError(f"heat: the weather has no heating degree days below {h.degree_day_base_c:g} degC, so "
+                         f"only a weather-independent demand is possible; set heat.base_load_fraction = 1")
+    base_w, ua_w_per_k = annual_heat_demand_coefficients(h.annual_demand_mwh * 3.6e9, h.base_load_fraction,
+                                                         max(hdd, 1.0))
+    start_hour = sc.start.hour + sc.start.minute / 60.0 + sc.start.second / 3600.0
+    # the demand is smooth on the scale of minutes: evaluate it (vectorised) once per minute
+    # of the run and interpolate linearly in between
+    grid_t = np.arange(-1, int(math.ceil(sc.duration_s / 60.0)) + 2) * 60.0
+    daily = np.array([weather.daily_mean_dry_bulb_c(t) for t in grid_t[::1440]]) if len(grid_t) > 1440 else None
+    daily_c = (np.repeat(daily, 1440)[:len(grid_t)] if daily is not None
+               else np.array([weather.daily_mean_dry_bulb_c(t) for t in grid_t]))
+    values = np.asarray(district_heat_demand_w(start_hour + grid_t / 3600.0, daily_c, base_w, ua_w_per_k,
+                                               h.degree_day_base_c), dtype=float)
+
+    def demand_w(t_s: float) -> float:
+        x = (t_s + 60.0) / 60.0
+        i = int(x)
+        return float(values[i] + (x - i) * (values[i + 1] - values[i]))
+
+    loop = HeatLoop(HeatLoopConfig(
+        heat_pump_capacity_w=h.heat_pump_capacity_kw * 1e3, tank_volume_m3=h.tank_volume_m3,
+        tank_ua_w_per_k=h.tank_ua_w_per_k, meter_permanent_flow_m3_per_h=h.meter_permanent_flow_m3_per_h,
+        supply_setpoint_c=h.supply_setpoint_c, return_temp_c=h.return_temp_c, meter_class=h.meter_class))
+    return loop, demand_w
 
 
 def workload_indices(jobs: pd.DataFrame, shares, seed: int) -> np.ndarray:
@@ -167,12 +262,27 @@ class Engine:
         hours = math.ceil(((sc.start - first_hour).total_seconds() + sc.duration_s) / 3600.0) + 1
         if sc.grid.carbon_source == "constant":
             ci = np.full(hours, sc.grid.constant_intensity_g_per_kwh)
+            cff = np.full(hours, sc.grid.constant_carbon_free_fraction)
         else:
             ci = synthetic_carbon_intensity(sc.grid.country, first_hour, hours, sc.seed).to_numpy()
-        carbon = CarbonSignal(sc.start, first_hour, ci)
-        weather = make_weather(sc)
+            cff = carbon_free_fraction_from_ci(sc.grid.country, ci)
+        carbon = CarbonSignal(sc.start, first_hour, ci, cff)
+        self.weather = weather = make_weather(sc)
         cooling = make_cooling_model(sc.cooling.model, sc.cooling.params, fac.design_it_power_w)
-        self.site = Site(self.fleet, cooling, weather, carbon)
+        self.frequency, self.activations = make_frequency(sc)
+        windows = np.array([(a.trigger_s, a.support_end_s) for a in self.activations]).reshape(-1, 2)
+        battery, dispatcher = make_battery(sc, windows)
+        heat, demand = make_heat(sc, weather)
+        self.site = Site(self.fleet, cooling, weather, carbon, heat=heat, heat_demand_w=demand,
+                         recoverable_fraction=sc.cooling.params.get("liquid_fraction", 1.0),
+                         battery=battery, dispatcher=dispatcher)
+        self.ffr_support_s = windows
+        self.log_windows = np.empty((0, 2))
+        if self.activations:
+            f = sc.frequency
+            self.log_windows = ffr_log_windows([a.trigger_s for a in self.activations], level_hz=f.ffr_level_hz,
+                                               support_s=f.ffr_support_s, pre_s=f.log_pre_s, settle_s=f.log_post_s,
+                                               post_s=0.0)
         self.counts = JobCounts()
         j = self.jobs
         self._gpu_util = j["gpu_util"].to_numpy()
@@ -182,6 +292,7 @@ class Engine:
                                self._job_started, self._job_ended)
         self.recorder: Recorder | None = None
         self.hosts: HostSeriesRecorder | None = None
+        self.window_rows: list[tuple] = []
 
     # -- workload events -------------------------------------------------------------
     def _job_started(self, i: int, nodes: np.ndarray) -> None:
@@ -213,10 +324,27 @@ class Engine:
         site.open_at(0.0)
         prev_e = fleet.gpu_energy_j + fleet.host_energy_j if hosts else None
         step = max(1, n // 200)
+        wins, w = self.log_windows, 0
+        fine_dt = sc.frequency.log_tick_s if len(wins) else dt
+        n_fine = int(round(dt / fine_dt))
         for k in range(1, n + 1):
-            yield env.timeout(max(0.0, k * dt - env.now))
-            row = site.close_tick(env.now)
-            rec.append(row + (fleet.n_cohorts - queue.n_free, queue.running, len(queue.waiting)))
+            t0, t1 = (k - 1) * dt, k * dt
+            while w < len(wins) and wins[w, 1] <= t0:
+                w += 1
+            if w < len(wins) and wins[w, 0] < t1:
+                # inside an FFR log window: n_fine sub-ticks, each logged, aggregated to the base row
+                sub = []
+                for j in range(1, n_fine + 1):
+                    yield env.timeout(max(0.0, t0 + j * fine_dt - env.now))
+                    r = site.close_tick(env.now)
+                    sub.append(r)
+                    self.window_rows.append((env.now - fine_dt, w, r, *self._grid_state(env.now - 0.5 * fine_dt)))
+                row = _aggregate_rows(sub)
+            else:
+                yield env.timeout(max(0.0, t1 - env.now))
+                row = site.close_tick(env.now)
+            rec.append(row + self._grid_state(t0 + 0.5 * dt)
+                       + (fleet.n_cohorts - queue.n_free, queue.running, len(queue.waiting)))
             if hosts is not None:
                 e = fleet.gpu_energy_j + fleet.host_energy_j
                 hosts.append((e - prev_e) / dt)
@@ -224,6 +352,31 @@ class Engine:
             if k % step == 0:
                 bar.update(step)
         bar.update(n - bar.n)
+        site.close_run()
+
+    def _grid_state(self, t_s: float) -> tuple[float, float]:
+        """(frequency [Hz] or NaN, 1.0 while an FFR support period is in force else 0.0) at ``t_s``."""
+        if self.frequency is None:
+            return (math.nan, 0.0)
+        sup = self.ffr_support_s
+        i = int(np.searchsorted(sup[:, 0], t_s, side="right")) - 1 if len(sup) else -1
+        return (float(self.frequency.at(t_s)), 1.0 if i >= 0 and t_s < sup[i, 1] else 0.0)
+
+    def write_windows(self) -> Path | None:
+        """Write the FFR activation log (ffr_windows.parquet) if there was any."""
+        if not len(self.log_windows):
+            return None
+        idx = [Site.COLUMNS.index(c) for c in WINDOW_COLUMNS[:6]]
+        t = np.array([r[0] for r in self.window_rows])
+        ts = pd.to_datetime(self.scenario.start) + pd.to_timedelta(np.round(t * 1e9).astype(np.int64), unit="ns")
+        data = {"timestamp": ts, "window": np.array([r[1] for r in self.window_rows], dtype=np.int64)}
+        for c, i in zip(WINDOW_COLUMNS[:6], idx):
+            data[c] = np.array([r[2][i] for r in self.window_rows])
+        data["frequency_hz"] = np.array([r[3] for r in self.window_rows])
+        data["ffr_active"] = np.array([r[4] for r in self.window_rows])
+        path = self.folder / "ffr_windows.parquet"
+        pd.DataFrame(data).to_parquet(path, index=False)
+        return path
 
     def run(self) -> None:
         """Simulate the whole scenario; writes timeseries.parquet (and hosts.parquet)."""
@@ -239,6 +392,7 @@ class Engine:
                 self.env.process(self._arrivals())
                 ticks = self.env.process(self._ticks(bar))
                 self.env.run(until=ticks)
+            self.write_windows()
             ok = True
         finally:
             for r in (self.recorder, self.hosts):

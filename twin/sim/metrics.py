@@ -18,7 +18,10 @@ Definitions (units in the key names):
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
+
+import numpy as np
 
 J_PER_KWH = 3.6e6
 
@@ -29,6 +32,11 @@ def summarise(engine, *, wall_s: float, peak_rss_mb: float, version: str) -> dic
     dt = sc.base_tick_s
     it_kwh = rec.column_sum("it_power_w") * dt / J_PER_KWH
     fac_kwh = rec.column_sum("facility_power_w") * dt / J_PER_KWH
+    grid_kwh = rec.column_sum("grid_power_w") * dt / J_PER_KWH
+    site = engine.site
+    cfe = site.grid_carbon_free_j / (grid_kwh * J_PER_KWH) if grid_kwh > 0 else None
+    if cfe is not None and math.isnan(cfe):
+        cfe = None
     n = rec.n_rows
     if n != sc.n_ticks:
         raise RuntimeError(f"recorded {n} ticks, expected {sc.n_ticks}: refusing to summarise an incomplete run")
@@ -58,6 +66,8 @@ def summarise(engine, *, wall_s: float, peak_rss_mb: float, version: str) -> dic
         "peak_facility_power_kw": rec.column_max("facility_power_w") / 1e3,
         "mean_it_power_kw": it_kwh / sc.duration_h,
         "mean_busy_node_fraction": rec.column_sum("busy_nodes") / n / sc.facility.nodes,
+        "grid_energy_kwh": grid_kwh,
+        "cfe": cfe,
         "co2_kg": rec.column_sum("co2_g") / 1e3,
         "carbon_intensity_mean_g_per_kwh": rec.column_sum("carbon_intensity_g_per_kwh") / n,
         "jobs_submitted": engine.counts.submitted,
@@ -70,7 +80,91 @@ def summarise(engine, *, wall_s: float, peak_rss_mb: float, version: str) -> dic
         "wall_s": wall_s,
         "real_time_factor": sc.duration_s / wall_s if wall_s > 0 else None,
         "peak_rss_mb": peak_rss_mb,
+        "heat": _heat_summary(engine),
+        "battery": _battery_summary(engine),
+        "ffr": _ffr_summary(engine),
         "outputs": sorted(["timeseries.parquet", "summary.json"]
                           + (["overview.png"] if sc.outputs.overview_png else [])
-                          + (["hosts.parquet"] if sc.outputs.per_host_series else [])),
+                          + (["hosts.parquet"] if sc.outputs.per_host_series else [])
+                          + (["ffr_windows.parquet"] if len(engine.log_windows) else [])),
     }
+
+
+def _heat_summary(engine) -> dict | None:
+    """District-heat KPIs: energies, recovery efficiency (delivered / recoverable, DCPI §9.2.2
+    asks >= 60 %), the heat meter's EN 1434 maximum permissible error at the operating
+    point (delivery-weighted mean and maximum) beside DCPI's 2 % (§6.3.2 d), supply
+    temperature deviation (DCPI §6.3.2 b: +-2 K)."""
+    site, rec, dt = engine.site, engine.recorder, engine.scenario.base_tick_s
+    if site.heat is None:
+        return None
+    delivered = rec.column_sum("heat_delivered_w") * dt / J_PER_KWH
+    recoverable = site.heat_recoverable_j / J_PER_KWH
+    mpe = site.heat_mpe_weighted_j / site.heat_metered_j if site.heat_metered_j > 0 else None
+    return {
+        "heat_demand_kwh": rec.column_sum("heat_demand_w") * dt / J_PER_KWH,
+        "heat_delivered_kwh": delivered,
+        "heat_unmet_kwh": site.heat_unmet_j / J_PER_KWH,
+        "heat_recoverable_kwh": recoverable,
+        "heat_pump_electricity_kwh": rec.column_sum("heat_pump_power_w") * dt / J_PER_KWH,
+        "recovery_efficiency": delivered / recoverable if recoverable > 0 else None,
+        "recovery_efficiency_dcpi_min": 0.60,
+        "heat_meter_mpe_pct": mpe,
+        "heat_meter_mpe_max_pct": rec.column_max("heat_meter_mpe_pct") if site.heat_metered_j > 0 else None,
+        "heat_meter_dcpi_requirement_pct": 2.0,
+        "heat_meter_meets_dcpi": (mpe is not None and mpe <= 2.0),
+        "supply_max_deviation_k": site.dh_supply_dev_max_k,
+        "supply_within_2k": site.dh_supply_dev_max_k <= 2.0,
+    }
+
+
+def _battery_summary(engine) -> dict | None:
+    site = engine.site
+    if site.battery is None:
+        return None
+    b = site.battery
+    st = b.state()
+    cap_kwh = engine.scenario.battery.capacity_kwh
+    return {
+        "throughput_kwh": site.battery_throughput_j / J_PER_KWH,
+        "losses_kwh": site.battery_loss_j / J_PER_KWH,
+        "equivalent_full_cycles": site.battery_throughput_j / J_PER_KWH / (2.0 * cap_kwh),
+        "final_soc": b.soc,
+        "capacity_fraction": b.capacity_fraction,
+        "state": st,
+    }
+
+
+def _ffr_summary(engine) -> dict | None:
+    """Each FFR activation with its response measured on the 100 ms log: the time from the
+    trigger until grid import first fell by 95 % of the committed reserve (against its mean
+    over the second before the trigger), whether that met the full-activation deadline,
+    and the smallest reduction held over the support period (as a fraction of the reserve)."""
+    if engine.frequency is None:
+        return None
+    sc = engine.scenario
+    reserve_w = sc.battery.ffr_reserve_kw * 1e3 if sc.battery.model != "none" else 0.0
+    fine = sc.frequency.log_tick_s
+    rows = engine.window_rows
+    t = np.array([r[0] for r in rows])
+    gi = engine.site.COLUMNS.index("grid_power_w")
+    grid = np.array([r[2][gi] for r in rows])
+    events = []
+    for a in engine.activations:
+        ev = {"trigger_utc": (sc.start + timedelta(seconds=a.trigger_s)).isoformat(),
+              "trigger_s": a.trigger_s, "level_hz": a.level_hz,
+              "deadline_s": a.full_activation_deadline_s - a.trigger_s,
+              "support_end_s": a.support_end_s}
+        before = grid[(t >= a.trigger_s - 1.0) & (t + fine <= a.trigger_s + 1e-9)]
+        if reserve_w > 0 and before.size:
+            base = before.mean()
+            after = (t + fine > a.trigger_s) & (t < a.support_end_s)
+            hit = np.flatnonzero(after & (grid <= base - 0.95 * reserve_w))
+            ev["response_s"] = float(t[hit[0]] + fine - a.trigger_s) if hit.size else None
+            ev["met_deadline"] = bool(hit.size and t[hit[0]] + fine - a.trigger_s <= ev["deadline_s"] + 1e-9)
+            held = (t >= a.full_activation_deadline_s) & (t + fine <= a.support_end_s + 1e-9)
+            ev["min_reduction_fraction"] = float((base - grid[held]).min() / reserve_w) if held.any() else None
+        events.append(ev)
+    met = [e.get("met_deadline") for e in events if "met_deadline" in e]
+    return {"activations": len(events), "reserve_kw": reserve_w / 1e3,
+            "all_met_deadline": (all(met) if met else None), "events": events}
