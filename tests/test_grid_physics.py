@@ -202,7 +202,7 @@ def test_consistency_flags_impossible_hours():
 CI_DIR = shared_data_dir() / "entsoe_ci_2025"
 CI_COL = "carbon_intensity_gCO2eq_per_kWh"
 # 2025 rows, ci_cff_consistency(CI, column): r, implied a, implied b, fraction outside
-# bounds, as written in docs/models_grid.md (rounded there to 3 / 1 / 1 / 3 decimals).
+# bounds, as written in docs/models.md (rounded there to 3 / 1 / 1 / 3 decimals).
 EXPECTED = {
     ("SE", "carbon_free_fraction_production"): (-0.791, 16.4, 148.2, 0.237),
     ("SE", "carbon_free_fraction"): (-0.761, 16.9, 123.6, 0.371),

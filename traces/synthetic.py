@@ -710,7 +710,7 @@ def calibrate_ci_params(path_to_parquet: str | os.PathLike) -> CarbonParams:
 #: ``cff = clip(intercept + slope * CI, 0, 1)`` per country: least-squares lines fitted by
 #: :func:`calibrate_cff_from_ci` to the 2025 hourly ``carbon_free_fraction_production``
 #: column against ``carbon_intensity_gCO2eq_per_kWh`` of ``shared/data/entsoe_ci_2025``
-#: (the production column is the one consistent with the CI column; docs/models_grid.md).
+#: (the production column is the one consistent with the CI column; docs/models.md).
 #: Pearson r and RMS residual: SE -0.79 / 0.012, FR -0.98 / 0.005, IT -0.99 / 0.026,
 #: DE -0.98 / 0.037, PL -0.99 / 0.018. CH's column is exactly 1.0 in every hour (slope 0):
 #: a CFE share for CH is 100 % by construction and says nothing.

@@ -95,6 +95,11 @@ def _cmd_calibrate_gpu(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _fmt(value, spec: str) -> str:
+    """``format(value, spec)``, or 'n/a' for a quantity the run could not define (None)."""
+    return "n/a" if value is None else format(value, spec)
+
+
 def _print_summary(folder: Path) -> None:
     import json
 
@@ -103,6 +108,21 @@ def _print_summary(folder: Path) -> None:
     print(f"  IT energy {s['it_energy_kwh']:,.0f} kWh, facility {s['facility_energy_kwh']:,.0f} kWh, "
           f"PUE {s['pue_mean']:.3f} (tick max {s['pue_max']:.3f}), peak {s['peak_facility_power_kw']:,.0f} kW, "
           f"CO2 {s['co2_kg']:,.0f} kg")
+    if s.get("heat"):
+        h = s["heat"]
+        print(f"  heat delivered {h['heat_delivered_kwh']:,.0f} kWh (recovery efficiency "
+              f"{_fmt(h['recovery_efficiency'], '.2f')}, ERE {_fmt(h['ere'], '.3f')}), meter MPE "
+              f"{_fmt(h['heat_meter_mpe_pct'], '.2f')} % vs DCPI 2 %")
+    if s.get("battery"):
+        b = s["battery"]
+        print(f"  battery throughput {b['throughput_kwh']:,.1f} kWh, losses {b['losses_kwh']:,.1f} kWh, "
+              f"final SoC {b['final_soc']:.3f}")
+    if s.get("ffr"):
+        f = s["ffr"]
+        met = {True: "all met their deadline", False: "NOT all met their deadline", None: "no reserve committed"}
+        print(f"  FFR: {f['activations']} activations, {met[f['all_met_deadline']]}")
+    print(f"  energy balance off by {s['energy_balance_rel_error']:.1e} (limit 1e-3); CFE share "
+          f"{_fmt(s['cfe'], '.3f')}")
     print(f"  simulated {s['duration_h']:g} h at {s['base_tick_s']:g} s in {s['wall_s']:.2f} s "
           f"({s['real_time_factor']:,.0f}x real time), peak RSS {s['peak_rss_mb']:.0f} MB")
 

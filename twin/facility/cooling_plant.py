@@ -19,7 +19,7 @@ holds to rounding, as a check (:meth:`CoolingFlows.balance_residual_j`), and a l
 any one component shows up. ``misc_power_w`` (only ``paper_eq4``) is not cooled by the
 plant: the facility ledger books it as a loss.
 
-Models (equations, parameters, sources: ``docs/models_cooling.md``):
+Models (equations, parameters, sources: ``docs/models.md``):
 
 * ``paper_eq4``: seed 004 Eq. 4 (constant COP, affinity laws, paper free-cooling ramp),
   no thermal state; :func:`calibrate_paper_eq4` fits it to Marconi100's PUE 1.20.

@@ -12,7 +12,7 @@ is a thin time-indexed holder over them. Rules and values (REFERENCE.md §6.1, �
 * FCR-D upwards (§6.2): linear from 0 at 49.9 Hz to full at 49.5 Hz; legacy step
   criterion 50 % within 5 s, 100 % within 30 s.
 
-Our modelling rules, where the sources leave a choice (``docs/models_grid.md``):
+Our modelling rules, where the sources leave a choice (``docs/models.md``):
 
 * Trigger: the linearly interpolated time at which the trace goes from strictly above
   the level to at or below it. A trace that starts at or below the level does not

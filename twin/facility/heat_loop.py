@@ -1,7 +1,7 @@
 """District-heat loop: heat pump + fully mixed storage tank between the site and a heat network.
 
 A thin stateful class over :mod:`twin.physics.heat` (equations and sources:
-``docs/models_heat.md``). Each :meth:`HeatLoop.step` takes one tick's inputs, held constant
+``docs/models.md``). Each :meth:`HeatLoop.step` takes one tick's inputs, held constant
 over the tick, and returns a :class:`HeatFlows` whose terms close the loop's energy balance
 
 ``heat_recovered + heat_pump_power = heat_delivered + tank_stored_change / dt + tank_loss``
@@ -150,7 +150,7 @@ def recovery_efficiency(heat_delivered_j: float, heat_recoverable_j: float) -> f
 
 @dataclass(frozen=True)
 class HeatLoopConfig:
-    """Parameters of the heat loop (sources and assumptions: ``docs/models_heat.md``).
+    """Parameters of the heat loop (sources and assumptions: ``docs/models.md``).
 
     Attributes
     ----------

@@ -25,7 +25,8 @@ def plot_overview(path: Path, start: datetime, t_s: np.ndarray, series: dict[str
     t_s : array
         Sample times [s since start] (block starts of the recorder's coarse series).
     series : dict
-        ``facility_power_w``, ``it_power_w``, ``pue``, ``carbon_intensity_g_per_kwh`` arrays.
+        ``facility_power_w``, ``it_power_w``, ``pue``, ``carbon_intensity_g_per_kwh`` arrays
+        (and ``grid_power_w``, drawn when it differs from facility power).
     title : str
         Figure title.
     """
@@ -34,11 +35,15 @@ def plot_overview(path: Path, start: datetime, t_s: np.ndarray, series: dict[str
     scale, unit = (1e6, "MW") if np.nanmax(fac_w, initial=0.0) >= 2e6 else (1e3, "kW")
     fig, axes = plt.subplots(3, 1, figsize=(10, 7.5), sharex=True, constrained_layout=True)
     ax = axes[0]
-    ax.plot(times, fac_w / scale, label="facility (meter)", color="tab:red", lw=1)
+    ax.plot(times, fac_w / scale, label="facility (site load)", color="tab:red", lw=1)
     ax.plot(times, it_w / scale, label="IT", color="tab:blue", lw=1)
-    ax.fill_between(times, it_w / scale, fac_w / scale, color="tab:red", alpha=0.15, label="cooling + misc overhead")
+    ax.fill_between(times, it_w / scale, fac_w / scale, color="tab:red", alpha=0.15,
+                    label="cooling, heat pump and misc")
+    grid_w = series.get("grid_power_w")
+    if grid_w is not None and not np.allclose(grid_w, fac_w, rtol=1e-9, equal_nan=True):
+        ax.plot(times, grid_w / scale, label="grid import (meter, with battery)", color="black", lw=0.8, ls="--")
     ax.set_ylabel(f"power [{unit}]")
-    ax.legend(loc="upper left", fontsize=8, ncols=3)
+    ax.legend(loc="upper left", fontsize=8, ncols=4)
     ax.grid(alpha=0.3)
     axes[1].plot(times, series["pue"], color="tab:purple", lw=1)
     axes[1].set_ylabel("PUE [-]")

@@ -14,7 +14,7 @@ Two generations of model live here:
   (:func:`junction_temp_step`). The fitted coefficients are package data
   (``twin/physics/data/gpu_v100_fit.json``) that :func:`load_gpu_fit` reads when called;
   ``gridtwin calibrate gpu --write`` regenerates them. Equations, fitted values and the
-  validity range: ``docs/models_gpu.md``.
+  validity range: ``docs/models.md``.
 
 References
 ----------

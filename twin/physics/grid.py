@@ -11,7 +11,7 @@ and a facility's Carbon-Free Energy share over hours ``h`` (hourly matching):
 ``CFE = sum_h E_h cff_h / sum_h E_h``                                  [-]
 
 The factor table, the ENTSO-E PsrType mapping, the carbon-free rule and the handling
-of storage and consumption columns are stated below and in ``docs/models_grid.md``.
+of storage and consumption columns are stated below and in ``docs/models.md``.
 All functions are pure; arrays broadcast together. Only numpy is imported: a pandas
 DataFrame (as entsoe-py's ``query_generation`` returns) is read through its
 ``columns`` and ``to_numpy()``.

@@ -4,7 +4,7 @@ All functions are pure and vectorised: every argument may be a scalar or a numpy
 (broadcast together); a scalar in gives a float out. Units are SI and carried in the
 names (temperatures in °C at the interface, kelvin inside the Carnot formula).
 
-Sources (full working in ``docs/models_heat.md``):
+Sources (full working in ``docs/models.md``):
 
 * Heat-pump COP 45 °C -> 60 / 70 / 80 °C = 5.5 / 4.3 / 3.5: Zangeneh & Øi (simulation),
   REFERENCE.md §3.1. The Carnot fraction is **fitted** to those three points; REFERENCE.md

@@ -101,7 +101,12 @@ def _heat_summary(engine) -> dict | None:
     delivered = rec.column_sum("heat_delivered_w") * dt / J_PER_KWH
     recoverable = site.heat_recoverable_j / J_PER_KWH
     mpe = site.heat_mpe_weighted_j / site.heat_metered_j if site.heat_metered_j > 0 else None
+    it_kwh = rec.column_sum("it_power_w") * dt / J_PER_KWH
+    fac_kwh = rec.column_sum("facility_power_w") * dt / J_PER_KWH
     return {
+        # Energy Reuse Effectiveness (The Green Grid, White Paper #29): (facility - reused) / IT.
+        # PUE rises with heat reuse (the heat pump is facility load); ERE credits the heat sold.
+        "ere": (fac_kwh - delivered) / it_kwh if it_kwh > 0 else None,
         "heat_demand_kwh": rec.column_sum("heat_demand_w") * dt / J_PER_KWH,
         "heat_delivered_kwh": delivered,
         "heat_unmet_kwh": site.heat_unmet_j / J_PER_KWH,
