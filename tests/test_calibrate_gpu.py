@@ -11,18 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-try:
-    from traces.synthetic import shared_data_dir
-except ImportError:  # run as plain `pytest` without the repo root on sys.path
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from traces.synthetic import shared_data_dir
+from traces.synthetic import shared_data_dir
 
 from traces.v100_telemetry import (
     SKIP_REASONS,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 from pathlib import Path
 from types import MappingProxyType, SimpleNamespace
 
@@ -18,11 +17,7 @@ import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
-try:
-    from traces.synthetic import shared_data_dir
-except ImportError:  # run as plain `pytest` without the repo root on sys.path
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from traces.synthetic import shared_data_dir
+from traces.synthetic import shared_data_dir
 
 from twin.physics.gpu import (
     GPU_PROFILES,

@@ -1,19 +1,13 @@
 """Tests of traces.synthetic: seeded M100-like job stream and synthetic carbon intensity."""
 
 import dataclasses
-import sys
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-try:
-    from traces import synthetic as syn
-except ImportError:  # run as plain `pytest` without the repo root on sys.path
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from traces import synthetic as syn
+from traces import synthetic as syn
 
 DAY_S = 86400.0
 M100_FILE = syn.shared_data_dir() / "m100_jobs" / "m100_jobs_2022-01.parquet"
