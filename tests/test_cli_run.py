@@ -74,8 +74,11 @@ def test_interrupted_run_leaves_no_complete_looking_folder(tmp_path, sig):
     # 980 nodes for 48 h takes several seconds; we interrupt it once it is writing.
     sc = write_scenario(tmp_path, name="long", duration_h=48.0, nodes=980)
     out = tmp_path / "res"
+    # a terminal's Ctrl-C: undo an inherited SIG_IGN (background jobs of a non-interactive
+    # shell start with SIGINT ignored, and Python then installs no KeyboardInterrupt handler)
     proc = subprocess.Popen([sys.executable, "-m", "twin", "run", str(sc), "--out", str(out), "--no-progress"],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while not list(out.glob(".long.partial-*/timeseries.parquet")) and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -118,3 +118,20 @@ def test_peak_shaving_holds_the_import_limit_while_energy_lasts(tmp_path):
     assert s["battery"]["final_soc"] < 0.9
     assert s["energy_balance_rel_error"] <= 1e-9
     assert s["cfe"] == pytest.approx(0.4, rel=1e-12)  # constant carbon-free fraction
+
+
+def test_fcr_d_discharges_along_the_droop_during_a_dip(tmp_path):
+    bat = dict(BATTERY, ffr_reserve_kw=0.0, fcr_d_reserve_kw=40.0, recharge_kw=0.0)
+    folder, s = run(tmp_path, battery=bat, frequency={"source": "synthetic", "ffr_dips": 1, "dip_nadir_hz": 49.5})
+    w = pq.read_table(folder / "ffr_windows.parquet").to_pandas()
+    f = w["frequency_hz"].to_numpy()
+    b = w["battery_power_w"].to_numpy()
+    # FCR-D upwards: clip((49.9 - f) / 0.4, 0, 1) x 40 kW of discharge (REFERENCE.md §6.2 band)
+    frac = np.clip((49.9 - f) / 0.4, 0.0, 1.0)
+    deep = frac > 0.2
+    assert deep.any()
+    # the battery holds no other service here, so its power is -frac x 40 kW (frequency taken at
+    # each 100 ms sub-tick's midpoint: compare within the change of frac over 100 ms)
+    np.testing.assert_allclose(b[deep], -frac[deep] * 40e3, atol=0.04 * 40e3)
+    assert b[frac == 0.0].max() <= 1e-6  # at or above 49.9 Hz the battery does nothing
+    assert s["energy_balance_rel_error"] <= 1e-9

@@ -185,6 +185,9 @@ SCHEMA: dict[str, tuple[Key, ...]] = {
         _k("ffr_reserve_kw", "float", "kW", 0.0,
            "Power the battery delivers (import reduction) during an FFR activation; 0: no FFR commitment.",
            min=0.0, max=1e7, when=("model", ("lfp",))),
+        _k("fcr_d_reserve_kw", "float", "kW", 0.0,
+           "FCR-D upwards capacity: import reduction at 49.5 Hz, linear from 49.9 Hz (needs [frequency]); "
+           "0: none.", min=0.0, max=1e7, when=("model", ("lfp",)), source="REFERENCE.md §6.2 (droop band)"),
         _k("recharge_kw", "float", "kW", 0.0,
            "Charging power used to return toward initial_soc when no service needs the battery.",
            min=0.0, max=1e7, when=("model", ("lfp",))),
@@ -321,6 +324,7 @@ class Battery:
     peak_shaving_import_kw: float | None
     max_ramp_kw_per_s: float | None
     ffr_reserve_kw: float | None
+    fcr_d_reserve_kw: float | None
     recharge_kw: float | None
 
 

@@ -1,7 +1,11 @@
-"""Battery dispatch: one setpoint per tick from FFR, peak shaving, ramp smoothing and recharge.
+"""Battery dispatch: one setpoint per tick from FFR, FCR-D, peak shaving, ramp smoothing and recharge.
 
-A controller over the pure laws of :mod:`twin.physics.battery` (priority FFR > peak
-shaving > ramp smoothing > recharge, :func:`~twin.physics.battery.combine_setpoints_w`).
+A controller over the pure laws of :mod:`twin.physics.battery` (priority FFR > FCR-D >
+peak shaving > ramp smoothing > recharge, :func:`~twin.physics.battery.combine_setpoints_w`).
+FCR-D upwards adds a discharge of ``fraction(f) * fcr_d_reserve`` on top of what the
+other services ask, with ``fraction`` the droop of
+:func:`twin.facility.frequency.fcr_d_up_fraction` supplied by the caller (the
+dispatcher never reads the grid itself).
 It keeps only what a real controller would: the grid import it achieved last tick
 and the power it held when an FFR activation began. Time is whatever its caller
 passes (simulation seconds); it never reads a clock.
@@ -31,6 +35,8 @@ class DispatchConfig:
         Grid-import ramp limit [W/s]; ``nan``: no ramp smoothing.
     ffr_reserve_w : float
         Import reduction delivered during an FFR activation [W], >= 0.
+    fcr_d_reserve_w : float
+        FCR-D upwards capacity: import reduction at full activation (49.5 Hz) [W], >= 0.
     recharge_w : float
         Charging power used below ``target_soc`` when nothing else asks [W], >= 0.
     target_soc : float
@@ -40,12 +46,15 @@ class DispatchConfig:
     import_limit_w: float = math.inf
     max_ramp_w_per_s: float = math.nan
     ffr_reserve_w: float = 0.0
+    fcr_d_reserve_w: float = 0.0
     recharge_w: float = 0.0
     target_soc: float = 0.5
 
     def __post_init__(self):
         if not self.ffr_reserve_w >= 0:
             raise ValueError(f"ffr_reserve_w = {self.ffr_reserve_w!r}: expected >= 0 W")
+        if not self.fcr_d_reserve_w >= 0:
+            raise ValueError(f"fcr_d_reserve_w = {self.fcr_d_reserve_w!r}: expected >= 0 W")
         if not self.recharge_w >= 0:
             raise ValueError(f"recharge_w = {self.recharge_w!r}: expected >= 0 W")
         if not (math.isnan(self.max_ramp_w_per_s) or self.max_ramp_w_per_s > 0):
@@ -83,13 +92,17 @@ class BatteryDispatcher:
         return i if i >= 0 and t_s < w[i, 1] else -1
 
     def setpoint_w(self, t_s: float, dt_s: float, site_load_w: float, soc: float,
-                   min_power_w: float, max_power_w: float) -> float:
+                   min_power_w: float, max_power_w: float, fcr_d_fraction: float = 0.0) -> float:
         """Battery setpoint for the tick [t_s, t_s + dt_s) [W], within the feasible range.
 
         ``t_s`` is the tick's start; an FFR window counts from the tick it starts in.
+        ``fcr_d_fraction`` is the FCR-D upwards activation in [0, 1] for this tick.
         """
+        if not 0.0 <= fcr_d_fraction <= 1.0:
+            raise ValueError(f"fcr_d_fraction = {fcr_d_fraction!r}: expected in [0, 1]")
         cfg = self.config
-        i = self._ffr_window(t_s + 0.5 * dt_s) if self.ffr_windows_s.size else -1
+        # no FFR commitment, no FFR windows: the battery is free for the other services
+        i = self._ffr_window(t_s + 0.5 * dt_s) if self.ffr_windows_s.size and cfg.ffr_reserve_w > 0 else -1
         if i >= 0 and i != self._active:
             self._baseline_w = self._last_w  # hold the pre-activation power as the baseline
         self._active = i
@@ -102,6 +115,9 @@ class BatteryDispatcher:
         sp = float(combine_setpoints_w(min_power_w, max_power_w, site_load_w, import_limit_w=cfg.import_limit_w,
                                        ramp_smoothing_w=ramp_w, recharge_power_w=recharge_w, ffr_w=ffr_w,
                                        ffr_reserve_w=cfg.ffr_reserve_w))
+        if i < 0 and cfg.fcr_d_reserve_w > 0.0 and fcr_d_fraction > 0.0:
+            # FCR-D rides on top of the lower-priority services; FFR, when active, already rules
+            sp = min(max(sp - fcr_d_fraction * cfg.fcr_d_reserve_w, min_power_w), max_power_w)
         self._last_w = sp
         return sp
 

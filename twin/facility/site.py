@@ -56,6 +56,8 @@ class Site:
     battery : Battery, optional
     dispatcher : BatteryDispatcher, optional
         Required with ``battery``.
+    fcr_d_fraction : callable t_s -> [0, 1], optional
+        FCR-D upwards activation from the grid frequency (passed to the dispatcher).
     """
 
     COLUMNS = (
@@ -71,7 +73,8 @@ class Site:
     def __init__(self, fleet: GpuFleet, cooling: CoolingModel, weather, carbon: CarbonSignal,
                  ledger: EnergyLedger | None = None, *, heat: HeatLoop | None = None,
                  heat_demand_w: Callable[[float], float] | None = None, recoverable_fraction: float = 1.0,
-                 battery: Battery | None = None, dispatcher: BatteryDispatcher | None = None):
+                 battery: Battery | None = None, dispatcher: BatteryDispatcher | None = None,
+                 fcr_d_fraction: Callable[[float], float] | None = None):
         self.fleet = fleet
         self.cooling = cooling
         self.weather = weather
@@ -85,7 +88,7 @@ class Site:
         if (battery is None) != (dispatcher is None):
             raise ValueError("battery and dispatcher go together")
         self.heat, self.heat_demand_w, self.recoverable_fraction = heat, heat_demand_w, recoverable_fraction
-        self.battery, self.dispatcher = battery, dispatcher
+        self.battery, self.dispatcher, self.fcr_d_fraction = battery, dispatcher, fcr_d_fraction
         # run totals that need more than column sums
         self.grid_carbon_free_j = 0.0  # sum over ticks of grid energy x carbon-free fraction
         self.heat_recoverable_j = 0.0
@@ -159,7 +162,8 @@ class Site:
         if self.battery is not None:
             bat = self.battery
             lo, hi = bat.feasible_range(dt)
-            bat.set_power(self.dispatcher.setpoint_w(t0_s, dt, site_w, bat.soc, lo, hi), dt)
+            fcr = self.fcr_d_fraction(t_mid) if self.fcr_d_fraction is not None else 0.0
+            bat.set_power(self.dispatcher.setpoint_w(t0_s, dt, site_w, bat.soc, lo, hi, fcr), dt)
             b = bat.step(dt)
             battery_w = (b.energy_in_j - b.energy_out_j) / dt
             self.dispatcher.achieved(site_w + battery_w)

@@ -31,7 +31,8 @@ from traces.synthetic import (JOB_COLUMNS, carbon_free_fraction_from_ci, generat
                               synthetic_carbon_intensity)
 from twin.control.battery_dispatch import BatteryDispatcher, DispatchConfig
 from twin.facility.battery import Battery
-from twin.facility.frequency import FFR_REARM_S, FrequencyDip, ffr_log_windows, synthetic_frequency_trace
+from twin.facility.frequency import (FFR_REARM_S, FrequencyDip, fcr_d_up_fraction, ffr_log_windows,
+                                     synthetic_frequency_trace)
 from twin.facility.heat_loop import HeatLoop, HeatLoopConfig
 from twin.physics.heat import annual_heat_demand_coefficients, district_heat_demand_w
 from twin.facility.cooling_plant import make_cooling_model
@@ -152,7 +153,8 @@ def make_battery(sc: Scenario, ffr_windows_s):
     cfg = DispatchConfig(
         import_limit_w=math.inf if b.peak_shaving_import_kw is None else b.peak_shaving_import_kw * 1e3,
         max_ramp_w_per_s=math.nan if b.max_ramp_kw_per_s is None else b.max_ramp_kw_per_s * 1e3,
-        ffr_reserve_w=b.ffr_reserve_kw * 1e3, recharge_w=b.recharge_kw * 1e3, target_soc=b.initial_soc)
+        ffr_reserve_w=b.ffr_reserve_kw * 1e3, fcr_d_reserve_w=b.fcr_d_reserve_kw * 1e3,
+        recharge_w=b.recharge_kw * 1e3, target_soc=b.initial_soc)
     return battery, BatteryDispatcher(cfg, ffr_windows_s)
 
 
@@ -273,9 +275,13 @@ class Engine:
         windows = np.array([(a.trigger_s, a.support_end_s) for a in self.activations]).reshape(-1, 2)
         battery, dispatcher = make_battery(sc, windows)
         heat, demand = make_heat(sc, weather)
+        fcr_d = None
+        if self.frequency is not None and battery is not None and sc.battery.fcr_d_reserve_kw > 0:
+            signal = self.frequency
+            fcr_d = lambda t_s: float(fcr_d_up_fraction(signal.at(t_s)))  # noqa: E731
         self.site = Site(self.fleet, cooling, weather, carbon, heat=heat, heat_demand_w=demand,
                          recoverable_fraction=sc.cooling.params.get("liquid_fraction", 1.0),
-                         battery=battery, dispatcher=dispatcher)
+                         battery=battery, dispatcher=dispatcher, fcr_d_fraction=fcr_d)
         self.ffr_support_s = windows
         self.log_windows = np.empty((0, 2))
         if self.activations:

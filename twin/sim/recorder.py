@@ -8,7 +8,9 @@ column for plotting, so nothing has to read the parquet back.
 
 from __future__ import annotations
 
+import math
 import warnings
+from collections import deque
 from datetime import datetime
 from pathlib import Path
 
@@ -159,3 +161,52 @@ class HostSeriesRecorder:
 
     def abort(self) -> None:
         self._writer.close()
+
+
+class PreTriggerLog:
+    """Activation log for live runs: keeps the last ``pre_s`` of rows in a ring buffer so
+    that, when a trigger arrives, the log starts ``pre_s`` before it (the FFR measurement
+    rule, REFERENCE.md §6.1: 10 s before the activation at 100 ms).
+
+    In simulation the engine knows the triggers in advance from the frequency trace and
+    opens its windows early; a live run cannot, so it logs every tick into this buffer and
+    keeps rows only around triggers.
+
+    Parameters
+    ----------
+    pre_s : float
+        How far before a trigger the log starts [s], >= 0.
+    post_s : float
+        How long after a trigger rows are kept [s], >= 0.
+    tick_s : float
+        Spacing of the rows appended [s], > 0 (sets the ring's length).
+    """
+
+    def __init__(self, pre_s: float, post_s: float, tick_s: float):
+        if not (pre_s >= 0 and post_s >= 0 and tick_s > 0):
+            raise ValueError(f"pre_s = {pre_s!r}, post_s = {post_s!r}, tick_s = {tick_s!r}: expected pre_s >= 0, "
+                             f"post_s >= 0, tick_s > 0 [s]")
+        self.pre_s, self.post_s = float(pre_s), float(post_s)
+        self._ring: deque = deque(maxlen=int(math.ceil(pre_s / tick_s)) + 1)
+        self._open_until = -math.inf
+        self.rows: list[tuple[float, int, tuple]] = []  # (t_s, window index, row)
+        self.n_windows = 0
+
+    def append(self, t_s: float, row: tuple) -> None:
+        """Add the row that starts at ``t_s`` [s] (times must increase)."""
+        if t_s < self._open_until:
+            self.rows.append((t_s, self.n_windows - 1, row))
+        else:
+            self._ring.append((t_s, row))
+
+    def trigger(self, t_s: float) -> None:
+        """A trigger at ``t_s``: keep the buffered rows from ``t_s - pre_s`` and the next
+        ``post_s`` of rows. A trigger inside an open window extends it."""
+        if t_s < self._open_until:
+            self._open_until = max(self._open_until, t_s + self.post_s)
+            return
+        self.n_windows += 1
+        w = self.n_windows - 1
+        self.rows.extend((t, w, r) for t, r in self._ring if t >= t_s - self.pre_s - 1e-9)
+        self._ring.clear()
+        self._open_until = t_s + self.post_s
