@@ -135,6 +135,9 @@ SCHEMA: dict[str, tuple[Key, ...]] = {
         _k("offered_load", "float", "-", REQUIRED,
            "Requested node-seconds as a fraction of the facility's node-seconds (queueing may hold some back).",
            min=0.0, max=2.0, min_exclusive=True),
+        _k("scheduler", "str", "-", "easy_backfill",
+           "Batch scheduling of queued jobs: first-come first-served with EASY backfilling (reservations from "
+           "time limits) or strict FCFS.", choices=("easy_backfill", "fcfs"), source="docs/architecture.md"),
         _k("compute_bound_share", "float", "-", 0.5,
            "Share of GPU jobs whose kernels are compute-bound (calibrated V100 class model).", min=0.0, max=1.0,
            source="assumption (no per-job class in the traces); shares must sum to 1"),
@@ -291,6 +294,7 @@ class Weather:
 class Workload:
     source: str
     offered_load: float
+    scheduler: str
     compute_bound_share: float
     memory_bound_share: float
     bursty_share: float

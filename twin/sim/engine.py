@@ -2,10 +2,10 @@
 
 Processes:
 
-* ``_arrivals`` submits each job at its submit time to a first-come-first-served
-  queue; a job starts (a SimPy event) when enough nodes are free and every job ahead
-  of it has started, and ends ``run_time_s`` later (a Timeout whose callback frees
-  the nodes). No polling: load changes only at these events.
+* ``_arrivals`` submits each job at its submit time to the batch queue
+  (:mod:`twin.sim.scheduling`: FCFS with EASY backfilling by default); a job starts (a
+  SimPy event) when the scheduler places it and ends ``run_time_s`` later (a Timeout
+  whose callback frees the nodes). No polling: load changes only at these events.
 * ``_ticks`` closes one base tick at a time from t = 0: the site integrates the fleet
   exactly to the tick's end and the recorder stores the row.
 
@@ -44,6 +44,7 @@ from twin.facility.weather import ClimateWeather, DiurnalWeather
 from twin.physics.weather import SITE_CLIMATES
 from twin.scenario import Scenario
 from twin.sim.recorder import HostSeriesRecorder, Recorder
+from twin.sim.scheduling import BatchQueue
 
 WORKLOAD_COLUMNS = ("busy_nodes", "running_jobs", "queued_jobs")
 COLUMNS = Site.COLUMNS + ("frequency_hz", "ffr_active") + WORKLOAD_COLUMNS
@@ -57,46 +58,6 @@ class JobCounts:
     submitted: int = 0
     started: int = 0
     completed: int = 0
-
-
-class FcfsQueue:
-    """Strict first-come-first-served node allocation (no backfilling yet).
-
-    Jobs are rows of columnar arrays; ``on_start(i, nodes)`` and ``on_end(i, nodes)``
-    are called when job ``i`` starts and ends. Nodes are taken lowest index first.
-    """
-
-    def __init__(self, env: simpy.Environment, n_nodes: int, num_nodes, run_time_s, on_start, on_end):
-        self.env = env
-        self.free = np.ones(n_nodes, dtype=bool)
-        self.n_free = n_nodes
-        self.num_nodes = np.asarray(num_nodes)
-        self.run_time_s = np.asarray(run_time_s)
-        self.waiting: deque[int] = deque()
-        self.on_start, self.on_end = on_start, on_end
-        self.running = 0
-
-    def submit(self, i: int) -> None:
-        self.waiting.append(i)
-        self._start_ready()
-
-    def _start_ready(self) -> None:
-        while self.waiting and self.num_nodes[self.waiting[0]] <= self.n_free:
-            i = self.waiting.popleft()
-            nodes = np.flatnonzero(self.free)[: self.num_nodes[i]]
-            self.free[nodes] = False
-            self.n_free -= nodes.size
-            self.running += 1
-            self.on_start(i, nodes)
-            done = self.env.timeout(float(self.run_time_s[i]))
-            done.callbacks.append(lambda _ev, i=i, nodes=nodes: self._end(i, nodes))
-
-    def _end(self, i: int, nodes: np.ndarray) -> None:
-        self.free[nodes] = True
-        self.n_free += nodes.size
-        self.running -= 1
-        self.on_end(i, nodes)
-        self._start_ready()
 
 
 def make_weather(sc: Scenario) -> DiurnalWeather | ClimateWeather:
@@ -294,8 +255,9 @@ class Engine:
         self._gpu_util = j["gpu_util"].to_numpy()
         self._workload = workload_indices(j, sc.workload.class_shares, sc.seed)
         self._host_util = j["host_util"].to_numpy()
-        self.queue = FcfsQueue(self.env, fac.nodes, j["num_nodes"].to_numpy(), j["run_time_s"].to_numpy(),
-                               self._job_started, self._job_ended)
+        self.queue = BatchQueue(self.env, fac.nodes, j["num_nodes"].to_numpy(), j["run_time_s"].to_numpy(),
+                                j["time_limit_s"].to_numpy(), self._job_started, self._job_ended,
+                                backfill=sc.workload.scheduler == "easy_backfill")
         self.recorder: Recorder | None = None
         self.hosts: HostSeriesRecorder | None = None
         self.window_rows: list[tuple] = []
