@@ -34,6 +34,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from twin.scenario import ScenarioError, load_scenario
     from twin.facility.balance import EnergyBalanceError
+    from twin.sim.engine import InputDataError
     from twin.sim.results import ResultsExistError, run_to_folder
 
     try:
@@ -52,6 +53,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except EnergyBalanceError as exc:
         print(f"gridtwin run: {exc}; no results folder was written", file=sys.stderr)
         return EXIT_FAILED
+    except InputDataError as exc:
+        print(f"gridtwin run: {exc}; no results folder was written", file=sys.stderr)
+        return EXIT_USAGE
     _print_summary(folder)
     return EXIT_OK
 
@@ -92,6 +96,26 @@ def _cmd_calibrate_gpu(args: argparse.Namespace) -> int:
     print(f"  telemetry: {sk['lines_read']} lines in {sk['files_read']} files; skipped: {skipped}")
     if report["written"]:
         print(f"  wrote {report['written']}")
+    return EXIT_OK
+
+
+def _cmd_ci_fetch(args: argparse.Namespace) -> int:
+    from traces.entsoe import EntsoeFetchError, MissingTokenError, get_carbon_intensity
+
+    try:
+        data, meta = get_carbon_intensity(args.country, args.start, args.end, cache_dir=args.cache_dir,
+                                          refresh=args.refresh, missing=args.missing)
+    except (ValueError, MissingTokenError) as exc:
+        print(f"gridtwin ci fetch: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (EntsoeFetchError, OSError) as exc:
+        print(f"gridtwin ci fetch: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    how = f"read from cache (fetched {meta.get('fetched_at', '?')})" if meta["from_cache"] else "fetched"
+    print(f"{meta['cache_path']}  ({how})")
+    print(f"  {meta['country']} (ENTSO-E {meta['zone']}) {meta['start']} to {meta['end']}: {len(data)} hours, "
+          f"mean CI {data['carbon_intensity_g_per_kwh'].mean():.1f} gCO2eq/kWh, mean carbon-free fraction "
+          f"{data['carbon_free_fraction'].mean():.3f}")
     return EXIT_OK
 
 
@@ -177,6 +201,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--write", action="store_true",
                    help="rewrite the packaged coefficients twin/physics/data/gpu_v100_fit.json")
     p.set_defaults(func=_cmd_calibrate_gpu)
+
+    p = sub.add_parser("ci", help="grid carbon-intensity traces",
+                       description="Grid carbon-intensity traces from the ENTSO-E Transparency Platform.")
+    ci = p.add_subparsers(dest="ci_command", metavar="ACTION", required=True)
+    p = ci.add_parser(
+        "fetch", help="fetch hourly carbon intensity from ENTSO-E into a parquet cache",
+        description="Fetch actual generation per type (A75) for COUNTRY over [START, END) from the "
+                    "ENTSO-E API, convert it to hourly carbon intensity and carbon-free fraction "
+                    "(IPCC AR5 lifecycle factors) and write DIR/<COUNTRY>_<START>_<END>.parquet; an "
+                    "existing file is reused unless --refresh. Needs an API token in ENTSOE_API_TOKEN "
+                    "or ~/.config/gridtwin/entsoe_token (directory: GRIDTWIN_CONFIG_DIR). Exit 0 on "
+                    "success, 2 on a bad argument or no token, 1 if the request or its data fail.",
+    )
+    p.add_argument("--country", required=True, metavar="CC", help="SE, CH, FR, IT, DE (queried as DE_LU) or PL")
+    p.add_argument("--start", required=True, metavar="TIME", help="first hour, e.g. 2025-01-01 (UTC)")
+    p.add_argument("--end", required=True, metavar="TIME", help="end, exclusive, e.g. 2025-02-01 (UTC)")
+    p.add_argument("--cache-dir", default=None, metavar="DIR",
+                   help="cache folder (default: ~/.cache/gridtwin/entsoe)")
+    p.add_argument("--refresh", action="store_true", help="fetch again even if the file exists")
+    p.add_argument("--missing", choices=("raise", "zero"), default="raise",
+                   help="a type with no value in an hour: fail (default) or count it as 0 MW")
+    p.set_defaults(func=_cmd_ci_fetch)
     return parser
 
 

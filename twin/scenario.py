@@ -131,10 +131,29 @@ SCHEMA: dict[str, tuple[Key, ...]] = {
            source="assumption: mid-afternoon local time in central Europe"),
     ),
     "workload": (
-        _k("source", "str", "-", REQUIRED, "Where jobs come from.", choices=("synthetic",)),
+        _k("source", "str", "-", REQUIRED,
+           "Where jobs come from: 'synthetic' (seeded Marconi100-like stream), 'm100_jobs' (a Marconi100 job "
+           "table with submit times, queued here) or 'pm100' (PM100 job table: recorded start times and power).",
+           choices=("synthetic", "m100_jobs", "pm100")),
         _k("offered_load", "float", "-", REQUIRED,
            "Requested node-seconds as a fraction of the facility's node-seconds (queueing may hold some back).",
-           min=0.0, max=2.0, min_exclusive=True),
+           min=0.0, max=2.0, min_exclusive=True, when=("source", ("synthetic",))),
+        _k("path", "str", "-", REQUIRED, "The trace file (parquet); relative paths start at the scenario file's "
+           "folder.", when=("source", ("m100_jobs", "pm100"))),
+        _k("trace_start", "datetime", "UTC", REQUIRED, "Trace time that maps to the scenario's start.",
+           when=("source", ("m100_jobs", "pm100"))),
+        _k("rebase", "bool", "-", True,
+           "Shift the trace by a whole number of weeks (keeps weekday and time of day; the trace day used is the "
+           "one with the start's weekday nearest trace_start) instead of exactly trace_start -> start.",
+           when=("source", ("m100_jobs", "pm100"))),
+        _k("flexible_fraction", "float", "-", 0.3,
+           "Share of jobs whose start may be deferred (traces carry no flexibility; assigned, seeded).",
+           min=0.0, max=1.0, source="assumption (docs/traces.md)"),
+        _k("deadline_slack_min", "float", "-", 1.0,
+           "Flexible jobs must finish by submit + run time x (1 + slack), slack uniform in [min, max].",
+           min=0.0, max=100.0, source="assumption (docs/traces.md)"),
+        _k("deadline_slack_max", "float", "-", 4.0, "Upper end of the slack range (see deadline_slack_min).",
+           min=0.0, max=100.0, source="assumption (docs/traces.md)"),
         _k("scheduler", "str", "-", "easy_backfill",
            "Batch scheduling of queued jobs: first-come first-served with EASY backfilling (reservations from "
            "time limits) or strict FCFS.", choices=("easy_backfill", "fcfs"), source="docs/architecture.md"),
@@ -153,7 +172,10 @@ SCHEMA: dict[str, tuple[Key, ...]] = {
         _k("country", "str", "-", REQUIRED, "Bidding zone / country of the grid connection.", choices=COUNTRIES),
         _k("carbon_source", "str", "-", REQUIRED,
            "Carbon-intensity series: 'synthetic' (seeded, fitted to 2025 ENTSO-E data for the country) or "
-           "'constant'.", choices=("synthetic", "constant")),
+           "'constant', or 'file' (an hourly parquet: the ENTSO-E 2025 format of shared/data or a "
+           "`gridtwin ci fetch` cache).", choices=("synthetic", "constant", "file")),
+        _k("carbon_file", "str", "-", REQUIRED, "The hourly carbon-intensity parquet; relative paths start at the "
+           "scenario file's folder.", when=("carbon_source", ("file",))),
         _k("constant_intensity_g_per_kwh", "float", "gCO2eq/kWh", REQUIRED, "The constant intensity.",
            min=0.0, max=2000.0, when=("carbon_source", ("constant",))),
         _k("constant_carbon_free_fraction", "float", "-", REQUIRED,
@@ -293,7 +315,13 @@ class Weather:
 @dataclass(frozen=True)
 class Workload:
     source: str
-    offered_load: float
+    offered_load: float | None
+    path: str | None
+    trace_start: datetime | None
+    rebase: bool | None
+    flexible_fraction: float
+    deadline_slack_min: float
+    deadline_slack_max: float
     scheduler: str
     compute_bound_share: float
     memory_bound_share: float
@@ -312,6 +340,7 @@ class Grid:
     carbon_source: str
     constant_intensity_g_per_kwh: float | None
     constant_carbon_free_fraction: float | None
+    carbon_file: str | None
 
 
 @dataclass(frozen=True)
@@ -499,7 +528,7 @@ def applicable_keys(section: str, table: dict[str, Any]) -> list[Key]:
     return [k for k in SCHEMA[section] if k.when is None or table.get(k.when[0]) in k.when[1]]
 
 
-def _cross_checks(top: dict, sec: dict[str, dict], problems: list[str]) -> None:
+def _cross_checks(top: dict, sec: dict[str, dict], problems: list[str], source_dir: Path | None = None) -> None:
     """Checks that involve more than one key (only where each key parsed)."""
     name = top.get("name")
     if name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name):
@@ -532,6 +561,20 @@ def _cross_checks(top: dict, sec: dict[str, dict], problems: list[str]) -> None:
             problems.append(f"facility.host_busy_w = {fac['host_busy_w']!r}: expected a number >= "
                             f"facility.host_idle_w ({fac['host_idle_w']:g}) [W]")
     wl = sec.get("workload", {})
+    if None not in (wl.get("deadline_slack_min"), wl.get("deadline_slack_max")) and \
+            wl["deadline_slack_max"] < wl["deadline_slack_min"]:
+        problems.append(f"workload.deadline_slack_max = {wl['deadline_slack_max']!r}: expected a number >= "
+                        f"workload.deadline_slack_min ({wl['deadline_slack_min']:g}) [-]")
+    for section, key in (("workload", "path"), ("grid", "carbon_file")):
+        table = sec.get(section, {})
+        if table.get(key) is not None:
+            base = source_dir if source_dir is not None else Path.cwd()
+            resolved = (base / table[key]).resolve()
+            if not resolved.is_file():
+                problems.append(f"{section}.{key} = {table[key]!r}: no such file ({resolved}); relative paths start "
+                                f"at the scenario file's folder")
+            else:
+                table[key] = str(resolved)
     shares = [wl.get(k) for k in ("compute_bound_share", "memory_bound_share", "bursty_share")]
     if None not in shares and abs(sum(shares) - 1.0) > 1e-9:
         problems.append(f"workload.bursty_share = {shares[2]!r}: expected compute_bound_share + memory_bound_share "
@@ -599,7 +642,8 @@ def parse_scenario(raw: dict, path: str = "<scenario>", sha256: str = "") -> Sce
             problems.append(f"[{name}]: missing table; expected one with keys {', '.join(required)}")
             continue
         sections[name] = _parse_table(raw.get(name, {}), SCHEMA[name], name, problems)
-    _cross_checks(top, sections, problems)
+    source_dir = Path(path).resolve().parent if not path.startswith("<") else None
+    _cross_checks(top, sections, problems, source_dir)
     if problems:
         raise ScenarioError(path, problems)
     cool = sections["cooling"]

@@ -68,6 +68,10 @@ class GpuFleet:
         self.cap_w = np.full(n, float(cap_w))
         self.gpu_util = np.zeros(n)
         self.workload = np.full(n, GENERIC, dtype=np.int64)
+        # trace replay: cohorts whose power comes from a measured series (PM100), not a model
+        self.is_trace = np.zeros(n, dtype=bool)
+        self.trace_gpu_w = np.zeros(n)  # per GPU
+        self.trace_host_w = np.zeros(n)  # per host
         self.class_power_w = np.full(n, profile.idle_w)  # P_class(cap, clock) per cohort (idle for generic)
         self.host_util = np.zeros(n)
         self.ambient_c = self.fit.ambient_c  # fitted junction "ambient" of the V100 testbed
@@ -105,9 +109,11 @@ class GpuFleet:
         p = self.profile
         generic = capped_power_w(demand_power_w(self.gpu_util, p.idle_w, p.max_limit_w), self.cap_w)
         classed = demand_power_w(self.gpu_util, p.idle_w, self.class_power_w)
-        self.target_w = np.minimum(np.where(self.workload == GENERIC, generic, classed), self.cap_w)
+        modelled = np.where(self.workload == GENERIC, generic, classed)
+        self.target_w = np.minimum(np.where(self.is_trace, self.trace_gpu_w, modelled), self.cap_w)
         self._settled = False
-        self.host_power_w = self.host_count * (self.host_idle_w + self.host_util * (self.host_busy_w - self.host_idle_w))
+        modelled_host_w = self.host_idle_w + self.host_util * (self.host_busy_w - self.host_idle_w)
+        self.host_power_w = self.host_count * np.where(self.is_trace, self.trace_host_w, modelled_host_w)
         self.host_power_total_w = float(self.host_power_w.sum())
 
     def advance_to(self, t_s: float) -> None:
@@ -167,7 +173,19 @@ class GpuFleet:
         self.gpu_util[cohorts] = gpu_util
         self.host_util[cohorts] = host_util
         self.workload[cohorts] = workload
+        self.is_trace[cohorts] = False
         self._refresh_class_power(cohorts)
+        self._refresh_targets()
+
+    def set_trace_power(self, t_s: float, cohorts, gpu_w, host_w) -> None:
+        """From ``t_s`` on, ``cohorts`` draw measured power: ``gpu_w`` per GPU (still limited
+        by its cap) and ``host_w`` per host [W], until the next :meth:`set_load`."""
+        if not (np.all(np.asarray(gpu_w) >= 0) and np.all(np.asarray(host_w) >= 0)):
+            raise ValueError(f"trace power must be >= 0 W (gpu_w = {gpu_w!r}, host_w = {host_w!r})")
+        self.advance_to(t_s)
+        self.is_trace[cohorts] = True
+        self.trace_gpu_w[cohorts] = gpu_w
+        self.trace_host_w[cohorts] = host_w
         self._refresh_targets()
 
     def set_cap(self, t_s: float, cohorts, cap_w) -> None:

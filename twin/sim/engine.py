@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -27,8 +28,8 @@ import pandas as pd
 import simpy
 from tqdm import tqdm
 
-from traces.synthetic import (JOB_COLUMNS, carbon_free_fraction_from_ci, generate_m100_like_jobs,
-                              synthetic_carbon_intensity)
+from traces.synthetic import JOB_COLUMNS, carbon_free_fraction_from_ci, synthetic_carbon_intensity
+from traces.ci_file import hourly_window, read_ci_file
 from twin.control.battery_dispatch import BatteryDispatcher, DispatchConfig
 from twin.facility.battery import Battery
 from twin.facility.frequency import (FFR_REARM_S, FrequencyDip, fcr_d_up_fraction, ffr_log_windows,
@@ -45,12 +46,26 @@ from twin.physics.weather import SITE_CLIMATES
 from twin.scenario import Scenario
 from twin.sim.recorder import HostSeriesRecorder, Recorder
 from twin.sim.scheduling import BatchQueue
+from twin.sim.workload import Workload, WorkloadError, assign_flexibility, build_workload
 
 WORKLOAD_COLUMNS = ("busy_nodes", "running_jobs", "queued_jobs")
 COLUMNS = Site.COLUMNS + ("frequency_hz", "ffr_active") + WORKLOAD_COLUMNS
 #: Columns of ffr_windows.parquet besides timestamp and window (the 100 ms activation log).
 WINDOW_COLUMNS = ("grid_power_w", "facility_power_w", "it_power_w", "gpu_power_w", "battery_power_w",
                   "battery_soc", "frequency_hz", "ffr_active")
+
+
+class InputDataError(ValueError):
+    """A trace or data file named by the scenario cannot be used (the message says why)."""
+
+
+@contextmanager
+def input_data(key: str, path: str):
+    """Turn a reader's ValueError into an InputDataError naming the scenario key and file."""
+    try:
+        yield
+    except (ValueError, OSError) as exc:
+        raise InputDataError(f"{key} = {path!r}: {exc}") from None
 
 
 @dataclass
@@ -210,13 +225,15 @@ class Engine:
         warmup_s = sc.workload.warmup_h * 3600.0
         self.env = simpy.Environment(initial_time=-warmup_s)
         if jobs is None:
-            jobs = generate_m100_like_jobs(
-                fac.nodes, fac.gpus_per_node, -warmup_s, sc.duration_s, sc.workload.offered_load, sc.seed,
-                start_utc_hour=sc.start.hour + sc.start.minute / 60.0 + sc.start.second / 3600.0,
-            )
+            try:
+                self.workload = build_workload(sc)
+            except WorkloadError as exc:
+                raise InputDataError(str(exc)) from None
         else:
-            jobs = _checked_jobs(jobs, fac.nodes, -warmup_s)
-        self.jobs = jobs
+            self.workload = Workload(assign_flexibility(_checked_jobs(jobs, fac.nodes, -warmup_s), sc))
+        self.jobs = jobs = self.workload.jobs
+        self.dropped_at_replay: dict[str, int] = {}
+        self._trace_running: set[int] = set()
         self.fleet = GpuFleet(fac.gpu, gpu_count=np.full(fac.nodes, fac.gpus_per_node),
                               host_count=np.ones(fac.nodes), cap_w=fac.gpu_power_cap_w,
                               host_idle_w=fac.host_idle_w, host_busy_w=fac.host_busy_w, t0_s=-warmup_s,
@@ -226,6 +243,10 @@ class Engine:
         if sc.grid.carbon_source == "constant":
             ci = np.full(hours, sc.grid.constant_intensity_g_per_kwh)
             cff = np.full(hours, sc.grid.constant_carbon_free_fraction)
+        elif sc.grid.carbon_source == "file":
+            with input_data("grid.carbon_file", sc.grid.carbon_file):
+                data, _ = read_ci_file(sc.grid.carbon_file)
+                ci, cff = hourly_window(data, first_hour, hours)
         else:
             ci = synthetic_carbon_intensity(sc.grid.country, first_hour, hours, sc.seed).to_numpy()
             cff = carbon_free_fraction_from_ci(sc.grid.country, ci)
@@ -252,7 +273,9 @@ class Engine:
                                                post_s=0.0)
         self.counts = JobCounts()
         j = self.jobs
-        self._gpu_util = j["gpu_util"].to_numpy()
+        # a job using fewer GPUs than its nodes hold loads the cohort's GPUs proportionally
+        gpu_share = np.minimum(j["num_gpus"].to_numpy() / (j["num_nodes"].to_numpy() * fac.gpus_per_node), 1.0)
+        self._gpu_util = j["gpu_util"].to_numpy() * gpu_share
         self._workload = workload_indices(j, sc.workload.class_shares, sc.seed)
         self._host_util = j["host_util"].to_numpy()
         self.queue = BatchQueue(self.env, fac.nodes, j["num_nodes"].to_numpy(), j["run_time_s"].to_numpy(),
@@ -269,8 +292,44 @@ class Engine:
             self.counts.started += 1
 
     def _job_ended(self, i: int, nodes: np.ndarray) -> None:
+        self._trace_running.discard(i)
         self.fleet.set_load(self.env.now, nodes, 0.0, 0.0)
         self.counts.completed += 1 if self.env.now >= 0.0 else 0
+
+    def _replay(self):
+        """Trace jobs with recorded start times (PM100): start each at its time on the
+        lowest free nodes and drive its nodes' power from the trace every sample period."""
+        env, wl, q = self.env, self.workload, self.queue
+        starts = self.jobs["start_s"].to_numpy()
+        for i, t in enumerate(starts):
+            if t > env.now:
+                yield env.timeout(t - env.now)
+            skip_s = env.now - t  # > 0 for jobs that started before the simulated period
+            remaining = q.run_time_s[i] - skip_s
+            if remaining <= 0:
+                continue
+            n = q.num_nodes[i]
+            if n > q.n_free:
+                self.dropped_at_replay["no_free_nodes"] = self.dropped_at_replay.get("no_free_nodes", 0) + 1
+                continue
+            q.run_time_s[i] = remaining
+            if env.now >= 0.0:
+                self.counts.submitted += 1
+            q.start_now(i, np.flatnonzero(q.free)[:n])
+            env.process(self._trace_power(i, q.running_nodes(i), skip_s, wl.sample_period_s))
+
+    def _trace_power(self, i: int, nodes: np.ndarray, skip_s: float, period_s: float):
+        env, fleet = self.env, self.fleet
+        gpu, host = self.workload.gpu_power_w[i], self.workload.host_power_w[i]
+        per_gpu = 1.0 / (nodes.size * self.scenario.facility.gpus_per_node)
+        self._trace_running.add(i)
+        k = int(skip_s // period_s)
+        wait = (k + 1) * period_s - skip_s
+        while k < len(gpu) and i in self._trace_running:
+            fleet.set_trace_power(env.now, nodes, gpu[k] * per_gpu, host[k] / nodes.size)
+            k += 1
+            yield env.timeout(wait)
+            wait = period_s
 
     def _arrivals(self):
         env = self.env
@@ -357,7 +416,7 @@ class Engine:
         try:
             with tqdm(total=sc.n_ticks, desc=f"gridtwin {sc.name}", unit="tick", unit_scale=True,
                       disable=not self.progress, mininterval=0.5, leave=False) as bar:
-                self.env.process(self._arrivals())
+                self.env.process(self._replay() if self.workload.recorded_starts else self._arrivals())
                 ticks = self.env.process(self._ticks(bar))
                 self.env.run(until=ticks)
             self.write_windows()

@@ -80,6 +80,7 @@ def summarise(engine, *, wall_s: float, peak_rss_mb: float, version: str) -> dic
         "wall_s": wall_s,
         "real_time_factor": sc.duration_s / wall_s if wall_s > 0 else None,
         "peak_rss_mb": peak_rss_mb,
+        "workload": _workload_summary(engine),
         "heat": _heat_summary(engine),
         "battery": _battery_summary(engine),
         "ffr": _ffr_summary(engine),
@@ -88,6 +89,27 @@ def summarise(engine, *, wall_s: float, peak_rss_mb: float, version: str) -> dic
                           + (["hosts.parquet"] if sc.outputs.per_host_series else [])
                           + (["ffr_windows.parquet"] if len(engine.log_windows) else [])),
     }
+
+
+def _workload_summary(engine) -> dict:
+    """Where the jobs came from, what was dropped and why (never silently), and the
+    flexibility the scenario assigned."""
+    sc, jobs, wl = engine.scenario, engine.jobs, engine.workload
+    dropped = dict(wl.dropped)
+    for reason, n in engine.dropped_at_replay.items():
+        dropped[reason] = dropped.get(reason, 0) + n
+    out = {
+        "source": sc.workload.source,
+        "scheduler": "recorded start times" if wl.recorded_starts else sc.workload.scheduler,
+        "jobs_in_table": int(len(jobs)),
+        "jobs_backfilled": engine.queue.backfilled,
+        "flexible_share": float(jobs["flexible"].mean()) if len(jobs) else None,
+        "dropped_rows": dropped,
+        "dropped_rows_total": int(sum(dropped.values())),
+    }
+    if wl.trace_meta is not None:
+        out["trace"] = {k: v for k, v in wl.trace_meta.items() if k != "dropped"}
+    return out
 
 
 def _heat_summary(engine) -> dict | None:

@@ -41,7 +41,7 @@ class BatchQueue:
         self.free = np.ones(n_nodes, dtype=bool)
         self.n_free = n_nodes
         self.num_nodes = np.asarray(num_nodes)
-        self.run_time_s = np.asarray(run_time_s, dtype=float)
+        self.run_time_s = np.array(run_time_s, dtype=float)  # a copy: replay may shorten it
         self.time_limit_s = np.maximum(np.asarray(time_limit_s, dtype=float), self.run_time_s)
         if np.any(self.num_nodes > n_nodes) or np.any(self.num_nodes < 1):
             raise ValueError(f"every job needs 1..{n_nodes} nodes (the facility's size)")
@@ -50,6 +50,7 @@ class BatchQueue:
         self.backfill = backfill
         self.running = 0
         self._limit_end: dict[int, float] = {}  # running job -> start + time limit
+        self._nodes: dict[int, np.ndarray] = {}  # running job -> its nodes
         self.backfilled = 0
 
     def submit(self, i: int) -> None:
@@ -64,11 +65,16 @@ class BatchQueue:
             raise ValueError(f"job {i}: nodes {nodes[~self.free[nodes]].tolist()} are busy")
         self._start(i, nodes)
 
+    def running_nodes(self, i: int) -> np.ndarray:
+        """Nodes of running job ``i``."""
+        return self._nodes[i]
+
     def _start(self, i: int, nodes: np.ndarray) -> None:
         self.free[nodes] = False
         self.n_free -= nodes.size
         self.running += 1
         self._limit_end[i] = self.env.now + self.time_limit_s[i]
+        self._nodes[i] = nodes
         self.on_start(i, nodes)
         done = self.env.timeout(float(self.run_time_s[i]))
         done.callbacks.append(lambda _ev, i=i, nodes=nodes: self._end(i, nodes))
@@ -81,6 +87,7 @@ class BatchQueue:
         self.n_free += nodes.size
         self.running -= 1
         del self._limit_end[i]
+        del self._nodes[i]
         self.on_end(i, nodes)
         self._schedule()
 
