@@ -69,6 +69,14 @@ def _utilisation(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return (rng.beta(p.gpu_util_beta_a, p.gpu_util_beta_b, n), rng.beta(p.host_util_beta_a, p.host_util_beta_b, n))
 
 
+def _drop(jobs: pd.DataFrame, bad: np.ndarray, reason: str, dropped: dict) -> pd.DataFrame:
+    """Remove the rows flagged ``bad`` and count them under ``reason``."""
+    if bad.any():
+        dropped[reason] = dropped.get(reason, 0) + int(bad.sum())
+        jobs = jobs[~bad].reset_index(drop=True)
+    return jobs
+
+
 def _offset(sc: Scenario) -> pd.Timedelta:
     w = sc.workload
     start = pd.Timestamp(sc.start)
@@ -85,14 +93,9 @@ def _m100_jobs(sc: Scenario) -> Workload:
     except ValueError as exc:
         raise WorkloadError(f"workload.path = {w.path!r}: {exc}") from None
     dropped = dict(meta["dropped"])
-    too_big = jobs["num_nodes"].to_numpy() > fac.nodes
-    if too_big.any():
-        dropped["more_nodes_than_facility"] = int(too_big.sum())
-        jobs = jobs[~too_big].reset_index(drop=True)
-    gpus_ok = jobs["num_gpus"].to_numpy() <= jobs["num_nodes"].to_numpy() * fac.gpus_per_node
-    if not gpus_ok.all():
-        dropped["more_gpus_than_nodes_hold"] = int((~gpus_ok).sum())
-        jobs = jobs[gpus_ok].reset_index(drop=True)
+    jobs = _drop(jobs, jobs["num_nodes"].to_numpy() > fac.nodes, "more_nodes_than_facility", dropped)
+    jobs = _drop(jobs, jobs["num_gpus"].to_numpy() > jobs["num_nodes"].to_numpy() * fac.gpus_per_node,
+                 "more_gpus_than_nodes_hold", dropped)
     submit_s = ((jobs["submit_time"] + offset) - start).dt.total_seconds().to_numpy()
     gpu_util, host_util = _utilisation(len(jobs), sc.seed)
     table = pd.DataFrame({
@@ -114,18 +117,18 @@ def _m100_jobs(sc: Scenario) -> Workload:
 def _pm100(sc: Scenario) -> Workload:
     w, fac = sc.workload, sc.facility
     start = pd.Timestamp(sc.start)
-    window_start, window_end, offset = rebased_window(start, timedelta(seconds=sc.duration_s), pd.Timestamp(w.trace_start)) \
-        if w.rebase else (pd.Timestamp(w.trace_start), pd.Timestamp(w.trace_start) + timedelta(seconds=sc.duration_s),
-                          _offset(sc))
+    duration = timedelta(seconds=sc.duration_s)
+    if w.rebase:
+        window_start, window_end, offset = rebased_window(start, duration, pd.Timestamp(w.trace_start))
+    else:
+        window_start, offset = pd.Timestamp(w.trace_start), _offset(sc)
+        window_end = window_start + duration
     try:
         jobs, meta = read_pm100(w.path, window_start, window_end, gpus_per_node=fac.gpus_per_node)
     except ValueError as exc:
         raise WorkloadError(f"workload.path = {w.path!r}: {exc}") from None
     dropped = dict(meta["dropped"])
-    too_big = jobs["num_nodes"].to_numpy() > fac.nodes
-    if too_big.any():
-        dropped["more_nodes_than_facility"] = int(too_big.sum())
-        jobs = jobs[~too_big].reset_index(drop=True)
+    jobs = _drop(jobs, jobs["num_nodes"].to_numpy() > fac.nodes, "more_nodes_than_facility", dropped)
     t_start = ((jobs["start_time"] + offset) - start).dt.total_seconds().to_numpy()
     submit = ((jobs["submit_time"] + offset) - start).dt.total_seconds().to_numpy()
     table = pd.DataFrame({
