@@ -119,6 +119,21 @@ def _cmd_ci_fetch(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_reproduce(args: argparse.Namespace, registry=None) -> int:
+    from traces.synthetic import shared_data_dir
+    from twin.reproduce.table import ReproduceUsageError, reproduce
+
+    data = Path(args.data) if args.data is not None else shared_data_dir() / "v100_telemetry"
+    try:
+        result = reproduce(args.only, data, Path(args.out), seed=args.seed, registry=registry)
+    except ReproduceUsageError as exc:
+        print(f"gridtwin reproduce: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(result.markdown, end="")
+    print(f"wrote {result.md_path} and {result.json_path}")
+    return EXIT_OK if result.all_passed else EXIT_FAILED
+
+
 def _fmt(value, spec: str) -> str:
     """``format(value, spec)``, or 'n/a' for a quantity the run could not define (None)."""
     return "n/a" if value is None else format(value, spec)
@@ -223,6 +238,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--missing", choices=("raise", "zero"), default="raise",
                    help="a type with no value in an hour: fail (default) or count it as 0 MW")
     p.set_defaults(func=_cmd_ci_fetch)
+
+    p = sub.add_parser(
+        "reproduce", help="reproduce the paper's experiments and write the paper table",
+        description="Run the paper's experiments with the twin (E2 cap-step settling, E3 AR(4) "
+                    "predictor, E4 closed-loop demand following), compare each metric with the paper "
+                    "or its measured data and write OUT/paper_table.md and OUT/paper_table.json. Exit 0 "
+                    "when every row with a tolerance passes, 1 when one fails (or an experiment cannot "
+                    "run), 2 on an unknown experiment or a missing data folder.",
+    )
+    p.add_argument("--only", default=None, metavar="E2,E3,E4",
+                   help="comma-separated experiments to run (default: all)")
+    p.add_argument("--data", default=None, metavar="DIR",
+                   help="the v100_telemetry folder (default: ../shared/data/v100_telemetry, or "
+                        "$GRIDTWIN_SHARED_DATA/v100_telemetry)")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for paper_table.md and paper_table.json")
+    p.add_argument("--seed", type=int, default=0, help="seed of the simulated experiments (default: %(default)s)")
+    p.set_defaults(func=_cmd_reproduce)
     return parser
 
 

@@ -1,0 +1,295 @@
+"""Tier 2 (twin/control/tier2_ar.py): the batched RLS AR(p) predictor and the cap split.
+
+Every random generator is seeded; each tolerance is stated beside its check with the
+arithmetic behind it. Nothing here is timed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.linalg import toeplitz
+
+from twin.control.tier2_ar import DELTA, FORGETTING_60S, RlsAr, rebalance_caps, rls_update
+
+PHI_A = np.array([0.5, -0.3, 0.2, -0.1])  # stationary: largest root modulus 0.74
+
+
+def _simulate(phi, c, sigma, n_series, n_ticks, rng, y_init):
+    """AR(p) with intercept, n_series independent series, (n_ticks, n_series)."""
+    p = len(phi)
+    y = np.empty((n_ticks, n_series))
+    y[:p] = y_init
+    for k in range(p, n_ticks):
+        y[k] = c + phi @ y[k - 1:k - p - 1 if k > p else None:-1] + rng.normal(0.0, sigma, n_series)
+    return y
+
+
+def _autocov(phi, sigma2, n_lags):
+    """γ_0..γ_n_lags of a stationary AR(p) (Yule-Walker, solved for γ_0..γ_p, then recursed)."""
+    p = len(phi)
+    a = np.eye(p + 1)
+    for k in range(p + 1):
+        for i in range(1, p + 1):
+            a[k, abs(k - i)] -= phi[i - 1]
+    g = list(np.linalg.solve(a, np.r_[sigma2, np.zeros(p)]))
+    while len(g) < n_lags + 1:
+        g.append(float(phi @ np.array(g[:-p - 1:-1])))
+    return np.array(g)
+
+
+def _feed(model, y):
+    for row in y:
+        model.update(row)
+    return model
+
+
+# ------------------------------------------------------------------ constants
+
+
+def test_forgetting_gives_sixty_sample_memory():
+    # N_eff = 1/(1-λ) = 60 samples = 60 s at 1 Hz (paper §3.1)
+    assert 1.0 / (1.0 - FORGETTING_60S) == pytest.approx(60.0, rel=1e-12)
+
+
+# ------------------------------------------------------------------ estimation
+
+
+def test_recovers_known_ar4_coefficients_without_forgetting():
+    # 200 series x 3000 samples, λ = 1 (plain recursive LS). Per-series standard error
+    # of φ ~ 1/sqrt(3000) ≈ 0.02 (measured sd 0.019-0.021), so the mean over 200 series
+    # has se ≈ 0.0015: tolerance 0.01 on each φ_i (≈ 6 se, plus O(1/N) LS bias).
+    # Mean μ = c/(1-Σφ) = 50/0.7 = 71.43; its se ≈ σ/(1-Σφ)/sqrt(3000·200) ≈ 0.002:
+    # tolerance 0.05.
+    rng = np.random.default_rng(20240501)
+    c = 50.0
+    y = _simulate(PHI_A, c, 1.0, 200, 3000, rng, c / (1 - PHI_A.sum()))
+    coef = _feed(RlsAr(200, forgetting=1.0), y).coef
+    np.testing.assert_allclose(coef[:, :4].mean(0), PHI_A, atol=0.01)
+    mean_implied = coef[:, 4] / (1.0 - coef[:, :4].sum(1))
+    assert mean_implied.mean() == pytest.approx(c / (1 - PHI_A.sum()), abs=0.05)
+
+
+def test_equals_the_batch_weighted_ridge_solution():
+    # The recursion must reproduce, to rounding, the minimiser of
+    #   Σ_k λ^(K-k) [(y_k - φ_kᵀθ)² + w (θ_j(k) - θ0_j(k))²] + λ^(n_upd) (θ-θ0)ᵀ(I/δ)(θ-θ0),
+    # (data rows and the cycling prior pseudo-rows, j(k) = k mod 5, w = (1-λ)·5/δ),
+    # solved here in one go. Unit-scale data keep the 5x5 system well conditioned:
+    # atol 1e-9 on θ.
+    rng = np.random.default_rng(3)
+    lam, delta, p = 0.95, 10.0, 4
+    y = _simulate(PHI_A, 0.3, 1.0, 1, 120, rng, 0.0)[:, 0]
+    model = _feed(RlsAr(1, order=p, forgetting=lam, delta=delta), y[:, None])
+    m, w, theta0 = p + 1, (1 - lam) * (p + 1) / delta, np.r_[1.0, np.zeros(p)]
+    ticks = np.arange(p, len(y))                 # ticks at which coefficients are updated
+    age = len(y) - 1 - ticks
+    r_mat = lam ** len(ticks) * np.eye(m) / delta
+    r_vec = r_mat @ theta0
+    for k, a in zip(ticks, age):
+        phi = np.r_[y[k - 1::-1][:p], 1.0]
+        r_mat += lam ** a * np.outer(phi, phi)
+        r_vec += lam ** a * phi * y[k]
+        j = k % m
+        r_mat[j, j] += lam ** a * w
+        r_vec[j] += lam ** a * w * theta0[j]
+    np.testing.assert_allclose(model.coef[0], np.linalg.solve(r_mat, r_vec), rtol=0, atol=1e-9)
+
+
+def test_tracks_a_coefficient_change_with_the_time_constant_lambda_implies():
+    # Regime A -> B at tick 600. B is built to share A's mean (100) and autocovariances
+    # γ0..γ3 (it differs in γ4: φB = Γ⁻¹[γ1, γ2, γ3, γ4 + 0.3]), so the regressors'
+    # second moments are the same in both regimes and the weighted-LS estimate moves
+    # from A's to B's as λ^j: time constant 1/(1-λ) = 60 ticks. Distances are measured
+    # between mean estimates over 400 series and the steady-state means (the estimator
+    # has an O(1/60) small-sample bias in each regime). Seeds 1-5 give fitted time
+    # constants 53-63 ticks over j = 0..119: tolerance 20 % (48-72).
+    g = _autocov(PHI_A, 1.0, 4)
+    gamma = np.r_[g[1:4], g[4] + 0.3]
+    phi_b = np.linalg.solve(toeplitz(g[:4]), gamma)
+    sigma_b = np.sqrt(g[0] - phi_b @ gamma)
+    mu = 100.0
+    rng = np.random.default_rng(7)
+    n, t_switch, t_end = 400, 600, 1000
+    y = np.empty((t_end, n))
+    y[:4] = mu
+    for k in range(4, t_end):
+        phi, sigma = (PHI_A, 1.0) if k < t_switch else (phi_b, sigma_b)
+        y[k] = mu * (1 - phi.sum()) + phi @ y[k - 1:(k - 5 if k > 4 else None):-1] + rng.normal(0, sigma, n)
+    model = RlsAr(n)
+    mean_coef = np.empty((t_end, 5))
+    for k in range(t_end):
+        model.update(y[k])
+        mean_coef[k] = model.coef.mean(0)
+    steady_a = mean_coef[t_switch - 200:t_switch, :4].mean(0)
+    steady_b = mean_coef[-100:, :4].mean(0)
+    dist = (np.linalg.norm(mean_coef[t_switch - 1:, :4] - steady_b, axis=1)
+            / np.linalg.norm(steady_a - steady_b))
+    j = np.arange(120)
+    tau = -1.0 / np.polyfit(j, np.log(dist[j]), 1)[0]
+    assert 48.0 <= tau <= 72.0, f"fitted time constant {tau:.1f} ticks, expected 60 ± 20 %"
+    # and pointwise at one time constant: e^-1 = 0.368; seeds 1-5 give 0.355-0.408
+    assert dist[60] == pytest.approx(np.exp(-1.0), abs=0.07)
+
+
+def test_vectorised_equals_a_loop_over_series():
+    # Same arithmetic, batched or one series at a time: equal to rounding (rtol 1e-12).
+    rng = np.random.default_rng(11)
+    y = np.column_stack([_simulate(PHI_A, c, s, 1, 150, rng, c / 0.7)[:, 0]
+                         for c, s in [(50.0, 1.0), (10.0, 3.0), (0.0, 0.1), (200.0, 5.0), (1.0, 0.01)]])
+    batch = RlsAr(5)
+    singles = [RlsAr(1) for _ in range(5)]
+    for row in y:
+        np.testing.assert_allclose(batch.predict(), [s.predict()[0] for s in singles], rtol=1e-12)
+        batch.update(row)
+        for s, v in zip(singles, row):
+            s.update(np.array([v]))
+    np.testing.assert_allclose(batch.coef, np.vstack([s.coef for s in singles]), rtol=1e-12)
+
+
+def test_rls_update_is_pure_and_matches_sherman_morrison():
+    # One step by hand: with P = I, φ = (1, 2), λ = 0.5, y = 3, θ = 0:
+    # φᵀPφ = 5, K = φ/(0.5 + 5) = φ/5.5, θ' = 3φ/5.5, P' = (I - φφᵀ/5.5)/0.5.
+    theta, p = np.zeros((1, 2)), np.eye(2)[None]
+    phi, y = np.array([[1.0, 2.0]]), np.array([3.0])
+    t1, p1 = rls_update(theta, p, phi, y, 0.5)
+    np.testing.assert_allclose(t1[0], 3 * phi[0] / 5.5, rtol=1e-15)
+    np.testing.assert_allclose(p1[0], (np.eye(2) - np.outer(phi[0], phi[0]) / 5.5) / 0.5, rtol=1e-15)
+    assert np.all(theta == 0) and np.all(p == np.eye(2))
+
+
+# ------------------------------------------------------------------ behaviour
+
+
+def test_warm_up_predicts_persistence_then_nan_free():
+    model = RlsAr(2)
+    assert np.all(np.isnan(model.predict()))
+    for k, v in enumerate([5.0, 6.0, 7.0]):
+        model.update(np.array([v, -v]))
+        np.testing.assert_array_equal(model.predict(), [v, -v])   # fewer than 4 samples
+    model.update(np.array([8.0, -8.0]))
+    # 4 samples, no update yet: θ = θ0 = persistence, so still the last value
+    np.testing.assert_array_equal(model.predict(), [8.0, -8.0])
+    np.testing.assert_array_equal(model.n_samples, [4, 4])
+
+
+def test_constant_series_does_not_wind_up():
+    # A constant series excites one direction of the 5 only. Plain RLS with λ = 1-1/60
+    # would grow P in the other four like λ^-k: after 20 000 ticks, e^(20000/60) ≈ 1e144.
+    # With the prior kept at weight >= 0.966/δ per coefficient (module docstring), P
+    # stays below δ/0.966 = 1.035 δ: tolerance 1.1 δ. Predictions stay exact.
+    model = RlsAr(3)
+    level = np.array([40.0, 0.0, 250.0])
+    for _ in range(20_000):
+        model.update(level)
+    assert np.linalg.eigvalsh(model.covariance).max() <= 1.1 * DELTA
+    np.testing.assert_allclose(model.predict(), level, rtol=1e-12, atol=1e-12)
+
+
+def test_intercept_lets_a_noisy_level_revert_to_its_mean():
+    # White noise (σ = 3 W) around 250 W. The best one-step predictor is the mean: MAE
+    # σ·sqrt(2/π) = 2.394 W; an LS fit of m = 5 coefficients on N_eff = 60 samples
+    # inflates the error variance by (1 + m/N_eff), so MAE ≈ 2.394·sqrt(1.083) = 2.49 W
+    # (seeds 5-7 give 2.47). Without an intercept the model must keep Σφ ≈ 1, at best
+    # the mean of the 4 lags: MAE σ·sqrt(1 + 1/4)·sqrt(2/π) = 2.68 W (seeds 5-7: 2.73).
+    # Over the last 500 of 1000 ticks, 100 series: with <= 2.49 + 2 %, without >= 2.68 - 2 %.
+    rng = np.random.default_rng(5)
+    y = 250.0 + rng.normal(0.0, 3.0, (1000, 100))
+    mae = {}
+    for intercept in (True, False):
+        model, err = RlsAr(100, intercept=intercept), []
+        for k, row in enumerate(y):
+            if k >= 500:
+                err.append(np.abs(row - model.predict()))
+            model.update(row)
+        mae[intercept] = float(np.mean(err))
+    assert mae[True] <= 2.394 * np.sqrt(1 + 5 / 60) * 1.02
+    assert mae[False] >= 2.394 * np.sqrt(1.25) * 0.98
+
+
+def test_reset_restores_the_prior_for_chosen_series_only():
+    rng = np.random.default_rng(2)
+    model = _feed(RlsAr(3), 100 + rng.normal(0, 1, (50, 3)))
+    before = model.coef
+    model.reset(np.array([False, True, False]))
+    np.testing.assert_array_equal(model.coef[1], [1, 0, 0, 0, 0])
+    np.testing.assert_array_equal(model.coef[[0, 2]], before[[0, 2]])
+    assert np.isnan(model.predict()[1]) and model.n_samples[1] == 0
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"n_series": 0}, "n_series"), ({"n_series": 2.0}, "n_series"), ({"order": 0}, "order"),
+    ({"forgetting": 0.3}, "forgetting"), ({"forgetting": 1.01}, "forgetting"),
+    ({"forgetting": float("nan")}, "forgetting"), ({"delta": 0.0}, "delta"),
+])
+def test_constructor_rejects_bad_parameters(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        RlsAr(**{"n_series": 2, **kwargs})
+
+
+def test_update_rejects_bad_samples_and_changes_nothing():
+    model = RlsAr(2)
+    with pytest.raises(ValueError, match="shape"):
+        model.update(np.zeros(3))
+    with pytest.raises(ValueError, match=r"y\[1\]"):
+        model.update(np.array([1.0, np.nan]))
+    np.testing.assert_array_equal(model.n_samples, [0, 0])
+
+
+# ------------------------------------------------------------------ rebalance_caps
+
+
+def test_rebalance_worked_example():
+    # 600 W over demands 100/200/300 W, limits 150-300 W: proportional (α = 1) puts
+    # GPU 0 at 100 < 150, so it sits at 150; the other two share 450 W in ratio 2:3
+    # (α = 450/500 = 0.9): 180 and 270 W. Sum 600 W.
+    np.testing.assert_allclose(rebalance_caps(600.0, [100.0, 200.0, 300.0], 150.0, 300.0),
+                               [150.0, 180.0, 270.0], rtol=1e-12)
+
+
+def test_rebalance_saturates_equal_shares_and_negative_demand():
+    # envelope above Σmax: everyone at max, sum 900 <= 1000
+    np.testing.assert_array_equal(rebalance_caps(1000.0, [100.0, 200.0, 300.0], 150.0, 300.0), 300.0)
+    # demand is floored at the minimum cap: no predicted demand gives equal shares,
+    # 700/3 W each
+    np.testing.assert_allclose(rebalance_caps(700.0, [0.0, 0.0, 0.0], 150.0, 300.0), 700 / 3, rtol=1e-12)
+    # a negative prediction weighs as 150 W: weights 150:250:260 (sum 660) share 700 W,
+    # α = 700/660 = 1.0606 -> 159.1, 265.2, 275.8 W, all within 150-300 W
+    caps = rebalance_caps(700.0, [-5.0, 250.0, 260.0], 150.0, 300.0)
+    np.testing.assert_allclose(caps, np.array([150.0, 250.0, 260.0]) * 700 / 660, rtol=1e-12)
+    # with zero minimum caps and zero demand a GPU gets nothing; the others fill up
+    np.testing.assert_allclose(rebalance_caps(300.0, [0.0, 100.0, 300.0], 0.0, 400.0), [0.0, 75.0, 225.0])
+
+
+def test_rebalance_random_hosts_respect_limits_envelope_and_proportionality():
+    rng = np.random.default_rng(9)
+    hosts, gpus = 980, 8
+    lo = rng.uniform(50.0, 150.0, (hosts, gpus))
+    hi = lo + rng.uniform(0.0, 300.0, (hosts, gpus))
+    demand = rng.uniform(0.0, 400.0, (hosts, gpus))
+    demand[::7, 0] = 0.0
+    env = rng.uniform(lo.sum(1), hi.sum(1) * 1.2)
+    caps = rebalance_caps(env, demand, lo, hi)
+    assert np.all(caps >= lo) and np.all(caps <= hi)
+    assert np.all(caps.sum(1) <= env)                                  # never above, not even by 1 ulp
+    # the envelope is used in full unless every GPU is at its max (rounding: 1e-9 relative)
+    np.testing.assert_allclose(caps.sum(1), np.minimum(env, hi.sum(1)), rtol=1e-9)
+    # GPUs strictly inside their limits all get the same cap per watt of weight, the
+    # weight being the demand floored at the minimum cap (relative spread <= 1e-9)
+    free = (caps > lo + 1e-9) & (caps < hi - 1e-9)
+    ratio = caps / np.maximum(demand, lo)
+    r_max = np.where(free, ratio, -np.inf).max(1)
+    r_min = np.where(free, ratio, np.inf).min(1)
+    some = free.any(1)
+    assert some.sum() >= 490  # 712 of 980 hosts with this seed; the rest saturate
+    assert np.all(r_max[some] - r_min[some] <= 1e-9 * r_max[some])
+
+
+@pytest.mark.parametrize("args, match", [
+    ((299.0, [1.0, 1.0], 150.0, 300.0), "below the sum"),
+    ((600.0, [1.0, 1.0], 200.0, 150.0), "min_w <= max_w"),
+    ((600.0, [1.0, np.nan], 150.0, 300.0), "predicted_w"),
+    ((np.inf, [1.0, 1.0], 150.0, 300.0), "envelope_w"),
+])
+def test_rebalance_rejects_bad_inputs(args, match):
+    with pytest.raises(ValueError, match=match):
+        rebalance_caps(*args)

@@ -1,0 +1,304 @@
+"""Tier 2 of the GridPilot cascade: a per-host AR(4) predictor and the per-GPU cap split.
+
+At 1 Hz each host (or cohort) predicts its next sample, one step ahead, with an
+autoregressive model fitted online by exponentially weighted recursive least squares
+(RLS), and splits its power envelope over its GPUs in proportion to their predicted
+demand (:func:`rebalance_caps`). The paper (§3.1, Eq. 2, lost in our copy) fits
+"AR(4) by RLS over a 30 s rolling window (forgetting factor λ, 60 s effective memory)"
+at 1 Hz; every constant and where it comes from is in ``docs/parameters.md``
+(Tier 2). In short:
+
+* **Model** ``y[k] = φ1 y[k-1] + ... + φp y[k-p] + c + e[k]``: the intercept ``c`` is
+  the kit's (``AR4Outer``: ``y_t = c + Σ φ_i y_{t-i}``); without it a series with a
+  non-zero mean (board power ~250 W) can only be fitted with Σφ ≈ 1, a smoothed
+  persistence that cannot revert to the mean.
+* **Memory** λ = 1 - 1/60: effective memory N_eff = 1/(1-λ) = 60 samples = 60 s at
+  1 Hz. The kit (denisa-c/gridpilot @ aaa1fba, ``scripts/v100/controller/
+  hierarchical_controller.py``) refits ordinary least squares on a 60-sample buffer
+  every 30 s; we read the paper's "30 s rolling window" as that refit interval. We
+  update at every tick.
+* **Prior** θ0 = persistence (φ1 = 1, the rest 0) with weight I/δ: what the predictor
+  says before data arrive. Its weight is held at ~I/δ for ever so that the covariance
+  P stays bounded (P <~ δ·I) when a series stops exciting some directions: with plain
+  RLS and forgetting, a host idling at constant power grows P like λ^-k
+  ("covariance wind-up").
+
+After tick k, θ minimises ``Σ_i λ^(k-i) (y_i - φ_iᵀθ)² + prior``. The prior starts as
+``(θ - θ0)ᵀ(I/δ)(θ - θ0)``, decays with λ like the data, and is topped up at every
+tick by one pseudo-observation ``θ_j = θ0_j`` of weight (1-λ)·m/δ, j cycling over the
+m coefficients, so that its weight per coefficient stays within 4 % of 1/δ (for
+λ = 1 - 1/60, m = 5: between λ^4·r and r, r = (1-λ)m/(1-λ^m) = 1.034; the exact cost
+is written out in ``tests/test_tier2_ar.py``). Everything is batched
+over series: one (n, m, m) array of P matrices, no Python loop over series.
+
+References: Ljung & Söderström (1983), *Theory and Practice of Recursive
+Identification*, MIT Press, §2.6 (RLS with forgetting); Åström & Wittenmark (1995),
+*Adaptive Control*, 2nd ed., §11.2 (covariance wind-up and its remedies).
+"""
+
+from __future__ import annotations
+
+from numbers import Integral
+
+import numpy as np
+
+__all__ = ["FORGETTING_60S", "DELTA", "RlsAr", "rls_update", "rebalance_caps"]
+
+#: λ for a 60-sample (60 s at 1 Hz) effective memory: 1/(1-λ) = 60.
+FORGETTING_60S = 1.0 - 1.0 / 60.0
+#: Prior covariance scale P0 = δ·I (prior weight I/δ), in (units of θ)².
+DELTA = 1.0e3
+
+
+def rls_update(theta: np.ndarray, p: np.ndarray, phi: np.ndarray, y: np.ndarray,
+               forgetting: float, weight: float | np.ndarray = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """One weighted RLS step with exponential forgetting, batched over series (pure).
+
+    Minimises ``λ·(old cost) + w·(y - φᵀθ)²`` given the old minimiser and its
+    covariance: ``K = Pφ / (λ/w + φᵀPφ)``, ``θ += K (y - φᵀθ)``, ``P = (P - K (Pφ)ᵀ) / λ``.
+
+    Parameters
+    ----------
+    theta : (n, m) array
+        Coefficients before the step.
+    p : (n, m, m) array
+        Covariance (inverse information) matrices, symmetric positive definite.
+    phi : (n, m) array
+        Regressors.
+    y : (n,) array
+        Observations.
+    forgetting : float
+        λ in (0, 1]; 1 applies no forgetting.
+    weight : float or (n,) array
+        Weight w > 0 of this observation (1 for data).
+
+    Returns
+    -------
+    theta, p : arrays
+        New coefficients and covariance (new arrays; inputs untouched).
+    """
+    p_phi = np.einsum("nij,nj->ni", p, phi)
+    return _rank1(theta, p, p_phi, np.einsum("ni,ni->n", phi, p_phi),
+                  y - np.einsum("ni,ni->n", phi, theta), forgetting, weight)
+
+
+def _rank1(theta, p, p_phi, phi_p_phi, err, forgetting, weight):
+    """The RLS step given Pφ, φᵀPφ and the a-priori error (shared by data and prior)."""
+    inv_denom = 1.0 / (forgetting / weight + phi_p_phi)
+    theta = theta + p_phi * (err * inv_denom)[:, None]
+    b = p_phi * np.sqrt(inv_denom)[:, None]
+    p = p - np.einsum("ni,nj->nij", b, b)  # b_i b_j = b_j b_i: P stays exactly symmetric
+    if forgetting != 1.0:
+        p /= forgetting
+    return theta, p
+
+
+class RlsAr:
+    """AR(order) one-step-ahead predictors for ``n_series`` series, fitted by batched RLS.
+
+    Parameters
+    ----------
+    n_series : int
+        Number of series (hosts or cohorts), >= 1.
+    order : int
+        AR order p, >= 1 (paper: 4, chosen by AIC).
+    forgetting : float
+        λ in [0.5, 1]; effective memory 1/(1-λ) samples (default 60).
+    delta : float
+        Prior covariance scale δ > 0: P0 = δ·I around θ0 = persistence. Large δ is a
+        weak prior; 1e3 is weak for both watt-scale (|φ|² ~ 1e5 W²) and
+        utilisation-scale (|φ|² ~ 1) series.
+    intercept : bool
+        Fit the constant c (coefficient ``coef[:, order]``).
+
+    Notes
+    -----
+    Samples arrive with :meth:`update`, one per series per tick (1 Hz in Tier 2). The
+    coefficients are updated from the (order+1)-th sample on; before ``order`` samples
+    :meth:`predict` returns the last sample (persistence), NaN before the first.
+    """
+
+    def __init__(self, n_series: int, order: int = 4, forgetting: float = FORGETTING_60S,
+                 delta: float = DELTA, intercept: bool = True):
+        for name, v in (("n_series", n_series), ("order", order)):
+            if isinstance(v, bool) or not isinstance(v, Integral) or v < 1:
+                raise ValueError(f"{name}={v!r}: expected an integer >= 1")
+        if not 0.5 <= forgetting <= 1.0:
+            raise ValueError(f"forgetting={forgetting!r}: expected 0.5 <= forgetting <= 1 "
+                             f"(effective memory 1/(1-forgetting) samples)")
+        if not (np.isfinite(delta) and delta > 0):
+            raise ValueError(f"delta={delta!r}: expected a finite value > 0")
+        self.n_series, self.order = int(n_series), int(order)
+        self.forgetting, self.delta, self.intercept = float(forgetting), float(delta), bool(intercept)
+        m = self.order + int(self.intercept)
+        self._theta0 = np.zeros(m)
+        self._theta0[0] = 1.0                                         # persistence
+        self._theta = np.tile(self._theta0, (self.n_series, 1))
+        self._p = np.tile(self.delta * np.eye(m), (self.n_series, 1, 1))
+        self._lags = np.full((self.n_series, self.order), np.nan)     # newest first
+        self._count = np.zeros(self.n_series, dtype=np.int64)         # samples seen
+        self._k = 0                                                   # ticks (prior cycling)
+        # Prior pseudo-observation weight: one coefficient per tick, cycling, so that on
+        # average (1-λ)/δ·I of prior information enters per tick, which balances the
+        # forgetting of the initial I/δ and keeps the prior weight ~ I/δ for ever.
+        self._prior_w = (1.0 - self.forgetting) * m / self.delta
+
+    # ------------------------------------------------------------------ state
+    @property
+    def coef(self) -> np.ndarray:
+        """(n_series, order [+1]) coefficients [φ1 .. φp, (c)]; c in the series' unit."""
+        return self._theta.copy()
+
+    @property
+    def covariance(self) -> np.ndarray:
+        """(n_series, m, m) RLS covariance P (inverse information), a copy."""
+        return self._p.copy()
+
+    @property
+    def n_samples(self) -> np.ndarray:
+        """Samples received per series (int array, a copy)."""
+        return self._count.copy()
+
+    def config(self) -> dict:
+        return {"n_series": self.n_series, "order": self.order, "forgetting": self.forgetting,
+                "delta": self.delta, "intercept": self.intercept}
+
+    def _regressors(self) -> np.ndarray:
+        if not self.intercept:
+            return self._lags
+        return np.concatenate([self._lags, np.ones((self.n_series, 1))], axis=1)
+
+    # ------------------------------------------------------------------ tick
+    def update(self, y: np.ndarray) -> None:
+        """Append the newest sample of every series and update the coefficients.
+
+        Parameters
+        ----------
+        y : (n_series,) array
+            Newest sample per series (any unit; a finite number).
+
+        Raises
+        ------
+        ValueError
+            If ``y`` has the wrong shape or a non-finite value (then nothing changes).
+        """
+        y = np.asarray(y, dtype=float)
+        if y.shape != (self.n_series,):
+            raise ValueError(f"y has shape {y.shape}; expected ({self.n_series},)")
+        bad = np.flatnonzero(~np.isfinite(y))
+        if bad.size:
+            raise ValueError(f"y[{bad[0]}] = {y[bad[0]]!r} is not finite ({bad.size} of "
+                             f"{y.size} series); expected a finite sample for every series")
+        ready = self._count >= self.order
+        if ready.any():
+            theta, p = rls_update(self._theta, self._p, self._regressors(), y, self.forgetting)
+            if self._prior_w > 0:
+                # prior pseudo-observation "θ_j = θ0_j" with weight w (regressor e_j: Pφ is
+                # column j of P), without forgetting: the tick's forgetting is applied once
+                j = self._k % self._theta.shape[1]
+                theta, p = _rank1(theta, p, p[:, :, j].copy(), p[:, j, j].copy(),
+                                  self._theta0[j] - theta[:, j], 1.0, self._prior_w)
+            if ready.all():
+                self._theta, self._p = theta, p
+            else:
+                self._theta = np.where(ready[:, None], theta, self._theta)
+                self._p = np.where(ready[:, None, None], p, self._p)
+        self._lags[:, 1:] = self._lags[:, :-1]
+        self._lags[:, 0] = y
+        self._count += 1
+        self._k += 1
+
+    def predict(self) -> np.ndarray:
+        """One-step-ahead prediction per series, (n_series,) array.
+
+        ``coefᵀ·[y[k], .., y[k-p+1], 1]`` once ``order`` samples exist, the last sample
+        before that, NaN before the first sample.
+        """
+        pred = np.einsum("ni,ni->n", self._regressors(), self._theta)
+        early = self._count < self.order
+        return np.where(early, self._lags[:, 0], pred)
+
+    def reset(self, series: np.ndarray) -> None:
+        """Forget everything about ``series`` (indices or boolean mask), e.g. on a job change."""
+        idx = np.arange(self.n_series)[series]
+        self._theta[idx] = self._theta0
+        self._p[idx] = self.delta * np.eye(self._theta.shape[1])
+        self._lags[idx] = np.nan
+        self._count[idx] = 0
+
+
+def rebalance_caps(envelope_w, predicted_w, min_w, max_w) -> np.ndarray:
+    """Split each host's power envelope over its GPUs in proportion to predicted demand.
+
+    Water-filling: ``cap_g = clip(α·d_g, min_g, max_g)`` with the host's α chosen so
+    that the caps sum to the envelope. The weight ``d_g = max(predicted_g, min_g)`` is
+    the predicted demand floored at the GPU's minimum cap: a GPU cannot be held below
+    that anyway, and an idle GPU keeps headroom in proportion to it when the envelope
+    has slack (equal weights on a host whose weights are all zero). A host whose
+    envelope is at least ``Σ max_g`` gets every GPU at its maximum (the sum is then
+    below the envelope); otherwise the caps sum to the envelope, to rounding, and
+    never above it.
+
+    Parameters
+    ----------
+    envelope_w : float or (H,) array
+        Host power envelope for its GPUs [W].
+    predicted_w : (G,) or (H, G) array
+        Predicted demand per GPU [W] (any non-negative weight works).
+    min_w, max_w : float or array broadcastable to ``predicted_w``
+        Power-limit range per GPU [W], ``0 <= min_w <= max_w``.
+
+    Returns
+    -------
+    caps_w : array, shape of ``predicted_w`` broadcast with the limits
+        Caps with ``min_w <= caps_w <= max_w`` and ``caps_w.sum(-1) <= envelope_w``.
+
+    Raises
+    ------
+    ValueError
+        On non-finite inputs, ``min_w > max_w``, negative limits, or an envelope below
+        ``Σ min_w`` (no caps within the limits fit it; the caller must not ask for that).
+    """
+    d = np.asarray(predicted_w, dtype=float)
+    lo, hi = np.broadcast_arrays(np.asarray(min_w, dtype=float), np.asarray(max_w, dtype=float), d)[:2]
+    d = np.broadcast_to(d, lo.shape)
+    if d.ndim == 0:
+        raise ValueError("predicted_w must have at least one axis (GPUs)")
+    env = np.asarray(envelope_w, dtype=float)
+    env_b = np.broadcast_to(env, d.shape[:-1])
+    for name, a in (("envelope_w", env_b), ("predicted_w", d), ("min_w", lo), ("max_w", hi)):
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"{name} holds a non-finite value")
+    if np.any(lo < 0) or np.any(lo > hi):
+        raise ValueError(f"power-limit ranges must satisfy 0 <= min_w <= max_w; got min "
+                         f"{np.min(lo):g} W, largest min - max {np.max(lo - hi):g} W")
+    floor = lo.sum(-1)
+    short = np.flatnonzero(np.ravel(env_b < floor))
+    if short.size:
+        i = short[0]
+        raise ValueError(f"envelope {np.ravel(env_b)[i]:g} W of host {i} is below the sum of its "
+                         f"GPUs' minimum caps {np.ravel(floor)[i]:g} W ({short.size} hosts short)")
+    d = np.maximum(d, lo)
+    d = np.where(d.sum(-1, keepdims=True) > 0, d, 1.0)
+    e = env_b[..., None]
+    # S(α) = Σ clip(α d, lo, hi) is piecewise linear: its slope rises by d_g at α = lo_g/d_g
+    # and falls by d_g at α = hi_g/d_g. Sort those breakpoints, integrate the slope to get
+    # S at each, take the last breakpoint with S <= E and solve on the segment after it.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bp = np.concatenate([np.where(d > 0, lo / d, 0.0), np.where(d > 0, hi / d, 0.0)], -1)
+    order = np.argsort(bp, axis=-1, kind="stable")
+    bp = np.take_along_axis(bp, order, -1)
+    slope = np.cumsum(np.take_along_axis(np.concatenate([d, -d], -1), order, -1), -1)
+    s = np.cumsum(np.diff(bp, axis=-1) * slope[..., :-1], -1)
+    s = floor[..., None] + np.concatenate([np.zeros_like(bp[..., :1]), s], -1)   # S(bp_i)
+    k = np.maximum(np.sum(s <= e, axis=-1) - 1, 0)[..., None]          # ties: the last one
+    a_k, s_k, sl = (np.take_along_axis(x, k, -1) for x in (bp, s, slope))
+    alpha = np.where(sl > 0, a_k + (e - s_k) / np.where(sl > 0, sl, 1.0), a_k)
+    caps = np.clip(alpha * d, lo, hi)
+    for _ in range(16):                                               # rounding: never exceed E
+        over = caps.sum(-1, keepdims=True) > e
+        if not over.any():
+            return caps
+        alpha = np.where(over, alpha * (1.0 - 4 * np.finfo(float).eps), alpha)
+        caps = np.clip(alpha * d, lo, hi)
+    raise RuntimeError("rebalance_caps: caps still exceed the envelope after rounding correction")
