@@ -261,7 +261,7 @@ def test_activations_are_deterministic_per_seed_and_within_bounds():
 
 
 def test_latency_medians_of_the_two_models():
-    # documented in docs/parameters_island.md (3 V100 on one host, step-down 275 -> 196 W)
+    # documented in docs/parameters.md (3 V100 on one host, step-down 275 -> 196 W)
     t = decode_table(_table_bytes())
     med = {}
     for model in (NVML_ISLAND, NVIDIA_SMI_E7):

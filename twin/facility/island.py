@@ -7,7 +7,7 @@ the plant. The end-to-end time composes as
 
 ``t_settled = t_trigger + t_rx + t_lookup + sum(t_write over the GPUs written so far) + t_settle``
 
-with these modelling choices (every constant and its origin: ``docs/parameters_island.md``):
+with these modelling choices (every constant and its origin: ``docs/parameters.md``):
 
 * **Serial writes within a host, hosts in parallel.** The island is one SCHED_FIFO thread
   and an NVML set-limit call blocks, so a host's GPUs are written one after another, in
@@ -124,7 +124,7 @@ class TruncatedNormal:
 
 @dataclass(frozen=True)
 class IslandLatencyModel:
-    """Distributions of the island's latency components (origins: ``docs/parameters_island.md``).
+    """Distributions of the island's latency components (origins: ``docs/parameters.md``).
 
     Attributes
     ----------

@@ -1,0 +1,371 @@
+"""Tier 1: a discrete PID per GPU cohort, 200 Hz inside event windows (seed 004 §3.1).
+
+The controlled variable is board power ``y`` [W per GPU], the actuator the power cap
+``u`` [W]. Per cohort, vectorised over cohorts (position form, tick ``Ts``):
+
+    e[k] = r[k] - y[k]                                   r: power setpoint [W]
+    I[k] = clip(I[k-1] + ki * Ts * e[k], -I_max, I_max)  held instead while u is saturated
+                                                         and e pushes it further (anti-windup)
+    D[k] = kd * (e[k] - e[k-1]) / Ts                     0 on a window's first tick
+    u[k] = clip(r[k] + kp * e[k] + I[k] + D[k], u_min, u_max)
+
+The setpoint itself is a feedforward: where the cap binds, board power settles at
+``eta * cap`` (eta = 0.98, docs/models.md §1), so ``u = r`` is already within 2 % and the
+PID only removes the residual and speeds up the slow rising lag. ``I`` is kept in watts
+(``ki`` inside), so the clamp ``I_max`` is a power and a gain change is bumpless.
+``[u_min, u_max]`` is the plant's power-limit range, lowered to the fallback cap (200 W)
+while the thermal model's junction estimate is above 85 °C.
+
+Gains (kp = 0.5, ki = 10 1/s, kd = 0) were tuned on the fitted V100 plant (tau_down 15.6
+ms, tau_up 249 ms, NVML sample-and-hold 20 ms, optional 110 ms rising dead time);
+method and values: docs/parameters.md. :func:`loop_spectral_radius` is the linear
+stability check used there.
+
+:class:`Tier1Controller` is the SimPy process: it sleeps until :meth:`~Tier1Controller.wake`
+(a setpoint step, a trigger), ticks every ``tick_s`` reading ``plant.read_power_w()`` and
+writing only the caps that moved more than a deadband, and goes back to sleep once every
+cohort has settled; asleep, a 10 Hz watch read reopens a window if a cohort drifts out
+of its band, and a closed-form timer if the junction estimate crosses a thermal
+threshold. Nothing here reads a clock other than ``env.now``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+import simpy
+
+from twin.control.plant import GpuPlant
+from twin.physics.gpu import GPU_PROFILES, GpuProfile, junction_temp_step
+
+_V100 = GPU_PROFILES["V100-SXM2-32GB"]
+
+
+@dataclass(frozen=True)
+class PidParams:
+    """Tier-1 constants (values and origins: docs/parameters.md).
+
+    Attributes
+    ----------
+    kp : float
+        Proportional gain [W of cap per W of error], >= 0.
+    ki : float
+        Integral gain [1/s], >= 0.
+    kd : float
+        Derivative gain [s], >= 0.
+    tick_s : float
+        Control period [s], > 0 (paper: 5 ms, 200 Hz).
+    integral_limit_w : float
+        Anti-windup clamp on the integral term [W], >= 0.
+    write_deadband_w : float
+        A cohort's cap is written only if it moves more than this [W], >= 0.
+    settle_band_frac : float
+        Settled band: ``|e| <= settle_band_frac * |r|`` [-], > 0.
+    settle_samples : int
+        Consecutive settled ticks per cohort before the controller sleeps, >= 1.
+    watch_period_s : float
+        While asleep, read power every this [s] and reopen a window if a cohort left its
+        band (``inf``: sleep until woken).
+    fallback_cap_w : float
+        Cap while the junction estimate is hot [W] (paper: 200 W on the V100).
+    temp_limit_c : float
+        Junction temperature above which the fallback engages [°C] (paper: 85 °C).
+    temp_hysteresis_k : float
+        The fallback releases below ``temp_limit_c - temp_hysteresis_k`` [K], >= 0.
+    r_th_k_per_w, tau_th_s, ambient_c : float
+        Thermal RC model of the junction [K/W, s, °C] (fitted V100 values).
+    """
+
+    kp: float = 0.5
+    ki: float = 10.0
+    kd: float = 0.0
+    tick_s: float = 0.005
+    integral_limit_w: float = 25.0
+    write_deadband_w: float = 1.0
+    settle_band_frac: float = 0.02
+    settle_samples: int = 10
+    watch_period_s: float = 0.1
+    fallback_cap_w: float = 200.0
+    temp_limit_c: float = 85.0
+    temp_hysteresis_k: float = 2.0
+    r_th_k_per_w: float = _V100.r_th_k_per_w
+    tau_th_s: float = _V100.tau_th_s
+    ambient_c: float = 33.9  # the V100 fit's junction ambient (gpu_v100_fit.json; a test checks)
+
+    def __post_init__(self):
+        for name in ("kp", "ki", "kd", "integral_limit_w", "write_deadband_w", "temp_hysteresis_k", "r_th_k_per_w"):
+            v = getattr(self, name)
+            if not (v >= 0 and math.isfinite(v)):
+                raise ValueError(f"{name} = {v!r}: expected a finite number >= 0")
+        for name in ("tick_s", "settle_band_frac", "fallback_cap_w", "tau_th_s"):
+            v = getattr(self, name)
+            if not (v > 0 and math.isfinite(v)):
+                raise ValueError(f"{name} = {v!r}: expected a finite number > 0")
+        if not self.watch_period_s > 0:
+            raise ValueError(f"watch_period_s = {self.watch_period_s!r}: expected > 0 s (inf: no watch)")
+        if not (isinstance(self.settle_samples, int) and self.settle_samples >= 1):
+            raise ValueError(f"settle_samples = {self.settle_samples!r}: expected an integer >= 1")
+        if not (math.isfinite(self.temp_limit_c) and math.isfinite(self.ambient_c)):
+            raise ValueError(f"temp_limit_c = {self.temp_limit_c!r}, ambient_c = {self.ambient_c!r}: expected finite °C")
+
+    @classmethod
+    def for_profile(cls, profile: GpuProfile, **overrides) -> PidParams:
+        """Defaults with the thermal RC of ``profile`` (``overrides`` win)."""
+        thermal = {"r_th_k_per_w": profile.r_th_k_per_w, "tau_th_s": profile.tau_th_s}
+        return replace(cls(), **{**thermal, **overrides})
+
+
+@dataclass(frozen=True)
+class PidState:
+    """Per-cohort PID memory: integral term [W] and previous error [W] (NaN: none)."""
+
+    integral_w: np.ndarray
+    prev_error_w: np.ndarray
+
+    @classmethod
+    def zeros(cls, n: int) -> PidState:
+        return cls(np.zeros(n), np.full(n, np.nan))
+
+
+def pid_step(state: PidState, setpoint_w, measured_w, min_w, max_w, params: PidParams) -> tuple[PidState, np.ndarray]:
+    """One PID tick for every cohort: ``(new state, cap [W])``; pure.
+
+    Parameters
+    ----------
+    state : PidState
+    setpoint_w, measured_w : array
+        Board-power setpoint and measurement per cohort [W].
+    min_w, max_w : array
+        Output saturation per cohort [W] (power-limit range, or the thermal fallback).
+    params : PidParams
+    """
+    r = np.asarray(setpoint_w, dtype=float)
+    e = r - np.asarray(measured_w, dtype=float)
+    ts = params.tick_s
+    d = np.where(np.isnan(state.prev_error_w), 0.0, params.kd * (e - state.prev_error_w) / ts)
+    base = r + params.kp * e + d
+    trial = state.integral_w + params.ki * ts * e
+    u_trial = base + trial
+    # conditional integration: freeze I while the output saturates in the direction e pushes
+    frozen = ((u_trial > max_w) & (e > 0)) | ((u_trial < min_w) & (e < 0))
+    lim = params.integral_limit_w
+    integral = np.clip(np.where(frozen, state.integral_w, trial), -lim, lim)
+    cap = np.clip(base + integral, min_w, max_w)
+    return PidState(integral, e), cap
+
+
+def thermal_max_w(temp_c, hot, min_w, max_w, params: PidParams) -> tuple[np.ndarray, np.ndarray]:
+    """``(hot, upper cap limit [W])`` from the junction estimate; pure.
+
+    A cohort turns hot above ``temp_limit_c`` and cools below ``temp_limit_c -
+    temp_hysteresis_k``; while hot its cap may not exceed ``fallback_cap_w`` (kept
+    inside the power-limit range).
+    """
+    temp_c = np.asarray(temp_c, dtype=float)
+    hot = (temp_c > params.temp_limit_c) | (np.asarray(hot, dtype=bool)
+                                            & (temp_c > params.temp_limit_c - params.temp_hysteresis_k))
+    fallback = np.clip(params.fallback_cap_w, min_w, max_w)
+    return hot, np.where(hot, np.minimum(max_w, fallback), max_w)
+
+
+def time_to_temp_s(temp_c, power_w, threshold_c, params: PidParams):
+    """Time until the junction estimate crosses ``threshold_c`` at constant power [s]; pure.
+
+    ``T(t) = T_ss + (T0 - T_ss) exp(-t / tau)``, ``T_ss = ambient + R P``; ``inf`` where
+    it never crosses (the threshold is not between ``T0`` and ``T_ss``), 0 where ``T0``
+    is on it.
+    """
+    t0 = np.asarray(temp_c, dtype=float)
+    t_ss = params.ambient_c + params.r_th_k_per_w * np.asarray(power_w, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = (t0 - t_ss) / (threshold_c - t_ss)
+        t = params.tau_th_s * np.log(ratio)
+    crosses = (t_ss - threshold_c) * (threshold_c - t0) >= 0  # threshold between T0 and T_ss
+    return np.where(crosses & (t_ss != threshold_c), np.maximum(np.nan_to_num(t, nan=0.0), 0.0), np.inf)
+
+
+def loop_spectral_radius(params: PidParams, tau_s: float, gain: float = 1.0, hold_ticks: int = 4,
+                         delay_ticks: int = 0) -> float:
+    """Per-tick spectral radius of the linearised closed loop (< 1: stable).
+
+    Plant: ``p[k+1] = a p[k] + (1 - a) gain u[k - delay_ticks]``, ``a = exp(-Ts / tau_s)``
+    (one branch of the asymmetric lag); measurement held for ``hold_ticks`` ticks
+    (NVML sample-and-hold); the PID of :func:`pid_step` without saturation. The loop is
+    periodic in ``hold_ticks``, so the radius is that of the product of one period's
+    tick maps, to the power ``1 / hold_ticks``.
+    """
+    ts, n = params.tick_s, 4 + delay_ticks
+    a = math.exp(-ts / tau_s)
+    eye = np.eye(n)  # state: p, I, held y, previous e, then the queued caps
+    period = eye
+    for k in range(hold_ticks):
+        held = eye[0] if k == 0 else eye[2]
+        e = -held
+        integ = eye[1] + params.ki * ts * e
+        u = params.kp * e + integ + params.kd * (e - eye[3]) / ts
+        applied = u if delay_ticks == 0 else eye[n - 1]
+        m = np.zeros((n, n))
+        m[0] = a * eye[0] + (1 - a) * gain * applied
+        m[1], m[2], m[3] = integ, held, e
+        if delay_ticks:
+            m[4] = u
+            m[5:] = eye[4:n - 1]
+        period = m @ period
+    return float(np.max(np.abs(np.linalg.eigvals(period))) ** (1.0 / hold_ticks))
+
+
+class Tier1Controller:
+    """The Tier-1 SimPy process over a :class:`GpuPlant`, vectorised over its cohorts.
+
+    Parameters
+    ----------
+    env : simpy.Environment
+        Simulated or :class:`simpy.rt.RealtimeEnvironment`; ``env.now`` is the only clock.
+    plant : GpuPlant
+    params : PidParams, optional
+        Default :class:`PidParams` ``()`` (V100).
+    setpoint_w : float or array, optional
+        Initial board-power setpoint per cohort [W]; NaN (default): cohort not controlled.
+    initial_temp_c : float or array, optional
+        Junction estimate at the first reading [°C]; default steady state at that power.
+
+    Attributes
+    ----------
+    ticks, writes, cohort_writes, windows, watch_polls : int
+        Control ticks run, ``set_power_cap_w`` calls, caps written, event windows opened,
+        reads made while asleep.
+    temp_c, hot : array
+        Junction estimate [°C] and thermal-fallback flag per cohort.
+    """
+
+    def __init__(self, env: simpy.Environment, plant: GpuPlant, params: PidParams | None = None,
+                 setpoint_w=None, initial_temp_c=None):
+        self.env, self.plant, self.params = env, plant, PidParams() if params is None else params
+        n = plant.n_cohorts
+        self.min_w, self.max_w = (np.asarray(a, dtype=float) for a in plant.power_limits_w())
+        self.setpoint_w = np.full(n, np.nan)
+        if setpoint_w is not None:
+            self.setpoint_w[:] = setpoint_w
+        self.state = PidState.zeros(n)
+        self.temp_c = None if initial_temp_c is None else np.broadcast_to(
+            np.asarray(initial_temp_c, dtype=float), (n,)).copy()
+        self.hot = np.zeros(n, dtype=bool)
+        self.ticks = self.writes = self.cohort_writes = self.windows = self.watch_polls = 0
+        self.awake = False
+        self._cap_w = np.full(n, np.nan)  # last cap read or written
+        self._count = np.zeros(n, dtype=np.int64)
+        self._ref_w = np.full(n, np.nan)
+        self._ref_cap_w = np.full(n, np.nan)
+        self._t_meas = self._p_meas = None
+        self._wake_event = env.event()
+        if setpoint_w is not None:
+            self._wake_event.succeed()
+        self.process = env.process(self._run())
+
+    # ------------------------------------------------------------------ public
+
+    def wake(self, setpoint_w) -> None:
+        """New setpoints [W] (NaN: cohort not controlled); opens a window now if asleep."""
+        self.setpoint_w = np.broadcast_to(np.asarray(setpoint_w, dtype=float), self.setpoint_w.shape).copy()
+        self._count[:] = 0
+        self._ref_w[:] = np.nan
+        self._ref_cap_w[:] = np.nan
+        if not self.awake and not self._wake_event.triggered:
+            self._wake_event.succeed()
+
+    # ------------------------------------------------------------------ process
+
+    def _run(self):
+        p = self.params
+        while True:
+            waits = [self._wake_event]
+            watch_s = p.watch_period_s if np.any(~np.isnan(self.setpoint_w)) else math.inf
+            timeout_s = min(watch_s, self._thermal_timer_s())
+            if math.isfinite(timeout_s):
+                waits.append(self.env.timeout(timeout_s))
+            yield self.env.any_of(waits)
+            if not self._wake_event.triggered and not self._watch():
+                continue
+            self._wake_event = self.env.event()
+            self.awake = True
+            self.windows += 1
+            self._cap_w = np.asarray(self.plant.read_power_cap_w(), dtype=float)
+            self._count[:] = 0
+            self._ref_w[:] = np.nan
+            self._ref_cap_w[:] = np.nan
+            self.state = PidState(self.state.integral_w, np.full(self.state.integral_w.shape, np.nan))
+            while not self._tick():
+                yield self.env.timeout(p.tick_s)
+            self.awake = False
+
+    def _measure(self) -> np.ndarray:
+        """Read power and advance the junction estimate (power held since the last reading)."""
+        t, y = self.env.now, np.asarray(self.plant.read_power_w(), dtype=float)
+        p = self.params
+        if self._t_meas is None:  # first reading: the given estimate, else steady state at this power
+            if self.temp_c is None:
+                self.temp_c = p.ambient_c + p.r_th_k_per_w * y
+        elif t > self._t_meas:
+            self.temp_c = junction_temp_step(self.temp_c, self._p_meas, p.ambient_c, t - self._t_meas,
+                                             p.r_th_k_per_w, p.tau_th_s)
+        self._t_meas, self._p_meas = t, y
+        self.hot, self._hi_w = thermal_max_w(self.temp_c, self.hot, self.min_w, self.max_w, p)
+        return y
+
+    def _exhausted(self, e: np.ndarray, cap_w: np.ndarray) -> np.ndarray:
+        """Cohorts the PID can push no further toward their setpoint: the cap saturated, or
+        the integral at its clamp, in the direction of the error (e.g. demand below setpoint)."""
+        i, lim = self.state.integral_w, self.params.integral_limit_w
+        return (((cap_w >= self._hi_w) | (i >= lim)) & (e > 0)) | (((cap_w <= self.min_w) | (i <= -lim)) & (e < 0))
+
+    def _tick(self) -> bool:
+        """One control tick; True once every cohort has settled."""
+        p = self.params
+        self.ticks += 1
+        y = self._measure()
+        ctrl = ~np.isnan(self.setpoint_w)
+        r = np.where(ctrl, self.setpoint_w, y)
+        state, cap = pid_step(self.state, r, y, self.min_w, self._hi_w, p)
+        self.state = PidState(np.where(ctrl, state.integral_w, self.state.integral_w),
+                              np.where(ctrl, state.prev_error_w, np.nan))
+        cap = np.where(ctrl, cap, np.minimum(self._cap_w, self._hi_w))  # uncontrolled: thermal only
+        write = (np.abs(cap - self._cap_w) > p.write_deadband_w) | (self._cap_w > self._hi_w)
+        if write.any():
+            idx = np.flatnonzero(write)
+            self.plant.set_power_cap_w(idx, cap[idx])
+            self._cap_w[idx] = cap[idx]
+            self.writes += 1
+            self.cohort_writes += idx.size
+        # settled: in band (or pushing in vain: exhausted, power steady), the cap at rest
+        e = r - y
+        band = p.settle_band_frac * np.abs(r)
+        steady_sat = self._exhausted(e, self._cap_w) & (np.abs(y - self._ref_w) <= band)
+        at_rest = np.abs(cap - self._ref_cap_w) <= p.write_deadband_w
+        ok = ~ctrl | (((np.abs(e) <= band) | steady_sat) & at_rest)
+        self._ref_w = np.where(steady_sat, self._ref_w, y)
+        self._ref_cap_w = np.where(ok, self._ref_cap_w, cap)
+        self._count = np.where(ok, self._count + 1, 0)
+        return bool(np.all(self._count >= p.settle_samples))
+
+    def _watch(self) -> bool:
+        """A read while asleep: True if a controlled cohort left its band or the fallback changed."""
+        self.watch_polls += 1
+        hot_before = self.hot
+        y = self._measure()
+        ctrl = ~np.isnan(self.setpoint_w)
+        e = np.where(ctrl, self.setpoint_w - y, 0.0)
+        out = ctrl & (np.abs(e) > self.params.settle_band_frac * np.abs(self.setpoint_w))
+        return bool(np.any(out & ~self._exhausted(e, self._cap_w)) or np.any(self.hot != hot_before)
+                    or np.any(self._cap_w > self._hi_w))
+
+    def _thermal_timer_s(self) -> float:
+        """Time until the junction estimate crosses its next threshold at the last power [s]."""
+        if self._t_meas is None:
+            return math.inf
+        p = self.params
+        threshold = np.where(self.hot, p.temp_limit_c - p.temp_hysteresis_k, p.temp_limit_c)
+        t = time_to_temp_s(self.temp_c, self._p_meas, threshold, p) - (self.env.now - self._t_meas)
+        # + 1 ms so the crossing has happened when the timer fires
+        return float(np.max([np.min(t), 0.0])) + 1e-3
