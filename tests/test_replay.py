@@ -16,7 +16,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from traces.pm100 import write_pm100_like
-from twin.scenario import parse_scenario
 from twin.sim.results import run_to_folder
 
 REPO = Path(__file__).resolve().parents[1]
