@@ -426,3 +426,22 @@ def test_cli_json_on_real_data(capsys):
     assert report["cells"] == 36 and report["loo_mae_pct"] <= 2.5
     assert {"loo_mae_pct_by_workload", "loo_mae_pct_cap_bound", "best_efficiency", "step_response",
             "skipped_lines"} <= set(report)
+
+
+def test_profile_rise_delay_equals_the_calibrated_dead_time_fit():
+    """The fleet's rise model (delay + lag) is the dead-time fit that `gridtwin calibrate gpu`
+    reports for the E2 step-up (rounded to 0.1 ms)."""
+    from traces.v100_telemetry import read_e2_step_plan, read_v100_telemetry
+    from twin.calibrate.gpu import WORKLOAD_GPU, fit_step_dynamics, locate_data
+    from twin.physics.gpu import GPU_PROFILES
+
+    data = shared_data_dir() / "v100_telemetry"
+    if not (data / "E2_inner_loop").is_dir():
+        pytest.skip(f"real V100 data not found under {data}")
+    paths = locate_data(data)
+    tel, _ = read_v100_telemetry(paths.e2_telemetry, WORKLOAD_GPU)
+    dyn = fit_step_dynamics(tel, read_e2_step_plan(paths.e2_plan))
+    up = next(s for s in dyn["steps"] if s["label"] == "step-up")
+    v100 = GPU_PROFILES["V100-SXM2-32GB"]
+    assert v100.rise_delay_s == pytest.approx(up["lsq_dead_time_lag"]["dead_time_s"], abs=5e-5)
+    assert v100.tau_up_after_delay_s == pytest.approx(up["lsq_dead_time_lag"]["tau_s"], abs=5e-5)

@@ -75,9 +75,10 @@ def test_energy_matches_hand_calculation(tmp_path):
     assert 150.0 < p_class < 200.0
     target = idle + 0.5 * (p_class - idle)  # util 0.5: half the time in the class's kernels
     # GPUs: 4 idle GPUs for 3600 s + 2 GPUs at (target - idle) extra for the job's 1800 s.
-    # The fitted asymmetric lag loses gap*tau_up at the start and gains gap*tau_down back
-    # at the end (both transitions complete inside the hour): 2 * 121.71 * (0.0156 - 0.2487) J.
-    gpu_j = 4 * idle * 3600 + 2 * (target - idle) * 1800 + 2 * (target - idle) * (v100.tau_down_s - v100.tau_up_s)
+    # The fitted E2 dynamics lose gap*(rise delay + tau_up_after_delay) at the start and gain
+    # gap*tau_down back at the end (both transitions complete inside the hour).
+    rise_s = v100.rise_delay_s + v100.tau_up_after_delay_s
+    gpu_j = 4 * idle * 3600 + 2 * (target - idle) * 1800 + 2 * (target - idle) * (v100.tau_down_s - rise_s)
     # Hosts: 2 idle hosts for 3600 s + 1 host at half of (300 - 100) W extra for 1800 s.
     host_j = 2 * 100.0 * 3600 + 0.5 * 200.0 * 1800
     dt = 1.0
@@ -94,7 +95,7 @@ def test_energy_matches_hand_calculation(tmp_path):
 
     # plus the GPU lag energy (negative) through the chiller (1/COP); the pump/fan slope at
     # x ~ 0.3-0.5 adds < 1 J, inside the tolerance below
-    lag_j = 2 * (target - idle) * (v100.tau_down_s - v100.tau_up_s)
+    lag_j = 2 * (target - idle) * (v100.tau_down_s - rise_s)
     fac_j = fac(it_idle) * 1800 + fac(it_busy) * 1800 + lag_j * (1 + 1 / 5.5)
     # the 1 s ticks at the two lag transitions average a slightly different IT power through the
     # nonlinear pump/fan laws: < 1 J over 9e6 J, hence rel 1e-6

@@ -56,10 +56,11 @@ def test_fleet_energy_over_a_load_schedule():
     assert lag_in + lag_out == pytest.approx(0.0, abs=1e-12)
     expected_gpu_j = 4 * IDLE * 100.0 + 2 * (target - IDLE) * 60.0
     assert expected_gpu_j == pytest.approx(37237.2, rel=1e-12)
-    # The fleet uses the fitted asymmetric lags (board_power_step): the rise at 10 s
-    # follows tau_up, the fall at 70 s tau_down, so the two lag terms no longer cancel:
-    # 2 * (target - idle) * (tau_down - tau_up) = 2 * 121.71 * (0.0156 - 0.2487) = -56.74 J
-    expected_gpu_j += 2 * (target - IDLE) * (V100.tau_down_s - V100.tau_up_s)
+    # The fleet uses the fitted E2 dynamics: the rise at 10 s waits the rise delay, then
+    # follows tau_up_after_delay; the fall at 70 s follows tau_down. The lag terms no longer
+    # cancel: 2 * (target - idle) * (tau_down - delay - tau_after)
+    #       = 2 * 121.71 * (0.0156 - 0.1101 - 0.1435) = -58.06 J
+    expected_gpu_j += 2 * (target - IDLE) * (V100.tau_down_s - V100.rise_delay_s - V100.tau_up_after_delay_s)
     assert fleet.gpu_energy_total_j == pytest.approx(expected_gpu_j, rel=1e-9)
     # Per cohort: cohort 1 idle all along: 2 * 56.58 * 100 = 11 316 J.
     assert fleet.gpu_energy_j[1] == pytest.approx(2 * IDLE * 100.0, rel=1e-9)
@@ -88,7 +89,10 @@ def test_fleet_energy_does_not_depend_on_how_often_it_is_advanced():
 def test_fleet_cap_clips_a_high_demand():
     fleet = two_cohorts(cap_w=200.0)
     fleet.set_load(0.0, [0], gpu_util=1.0, host_util=1.0)
-    # demand = 56.58 + 1 * (300 - 56.58) = 300 W > cap 200 W: target 200 W.
+    # demand = 56.58 + 1 * (300 - 56.58) = 300 W > cap 200 W: target 200 W, in force once the
+    # 110 ms rise delay has passed
+    assert fleet.target_w[0] == IDLE
+    fleet.advance_to(0.2)
     assert fleet.target_w[0] == 200.0
     assert fleet.target_w[1] == IDLE
     fleet.advance_to(10.0)  # 10 s = 40 tau_up: settled
@@ -352,3 +356,29 @@ def test_junction_temperature_follows_the_rc_model_whatever_the_steps():
     t0 = a.ambient_c + V100.r_th_k_per_w * IDLE
     # the 10 s rise is fed as one mean-power interval: within 0.1 K of the ideal step response
     assert a.junction_temp_c()[0] == pytest.approx(t_ss + (t0 - t_ss) * math.exp(-120.0 / V100.tau_th_s), abs=0.1)
+
+
+def test_a_rise_waits_the_fitted_delay_then_follows_the_shorter_lag():
+    # E2: power does not move for ~110 ms after a raised cap, then follows a 143.5 ms lag
+    fleet = two_cohorts(cap_w=300.0)
+    fleet.set_load(0.0, [0], gpu_util=1.0, host_util=1.0)  # target 300 W from 0.1101 s on
+    d, tau = V100.rise_delay_s, V100.tau_up_after_delay_s
+    fleet.advance_to(d * 0.99)
+    assert fleet.power_w[0] == pytest.approx(IDLE, rel=1e-12)
+    fleet.advance_to(d + tau)  # one time constant after the delay: 63 % of the way
+    assert fleet.power_w[0] == pytest.approx(300.0 - (300.0 - IDLE) * math.exp(-1.0), rel=1e-9)
+    # energy: exact whatever the split (one step over the due time == many small ones)
+    other = two_cohorts(cap_w=300.0)
+    other.set_load(0.0, [0], gpu_util=1.0, host_util=1.0)
+    for t in np.linspace(0.01, d + tau, 37):
+        other.advance_to(float(t))
+    assert other.gpu_energy_total_j == pytest.approx(fleet.gpu_energy_total_j, rel=1e-12)
+
+
+def test_a_fall_during_a_pending_rise_cancels_it():
+    fleet = two_cohorts(cap_w=300.0)
+    fleet.set_load(0.0, [0], gpu_util=1.0, host_util=1.0)
+    fleet.set_load(0.05, [0], gpu_util=0.0, host_util=0.0)  # the job ends before the delay is over
+    fleet.advance_to(1.0)
+    assert fleet.power_w[0] == pytest.approx(IDLE, rel=1e-12)
+    assert fleet.gpu_energy_j[0] == pytest.approx(2 * IDLE * 1.0, rel=1e-12)

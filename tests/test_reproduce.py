@@ -15,8 +15,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
+
+from twin.physics.gpu import GPU_PROFILES
 
 from traces.synthetic import shared_data_dir
 from twin.cli import _cmd_reproduce, build_parser
@@ -214,8 +218,12 @@ def _write_synthetic_e2(root: Path, offset_s: float = -0.03) -> None:
         p = np.full(x.shape, 275.0)
         d = (x > t_down) & (x <= t_up)
         p[d] = board_power_step(np.full(d.sum(), 275.0), 196.0, x[d] - t_down, fit)[0]
-        u = x > t_up
-        p[u] = board_power_step(np.full(u.sum(), 196.0), 275.0, x[u] - t_up, fit)[0]
+        # the fleet's rise: hold for the rise delay, then the shorter lag (V100 profile)
+        v100 = GPU_PROFILES["V100-SXM2-32GB"]
+        u = x > t_up + v100.rise_delay_s
+        p[x > t_up] = 196.0
+        rise = SimpleNamespace(tau_down_s=fit.tau_down_s, tau_up_s=v100.tau_up_after_delay_s)
+        p[u] = board_power_step(np.full(u.sum(), 196.0), 275.0, x[u] - t_up - v100.rise_delay_s, rise)[0]
         return p
 
     noise = rng.normal(0.0, 0.3, int(11.0 / 0.02) + 2)
@@ -263,10 +271,11 @@ def test_e2_step_down_passes_on_the_real_data(real_e2_rows):
 
 
 @needs_e2
-@pytest.mark.xfail(strict=True, reason="model-form gap: the measured step-up is a ~110 ms dead time then a "
-                                       "~145 ms lag (settles in 484 ms); the fitted equal-area lag "
-                                       "(tau_up 249 ms, no dead time) settles in 748 ms, +54 % > 30 %")
 def test_e2_step_up_passes_on_the_real_data(real_e2_rows):
+    # measured: ~110 ms dead time then a ~145 ms lag, settled (5 %, 3 samples) at 484 ms; the
+    # fleet's rise model (delay 110.1 ms + lag 143.5 ms, read through the 20 ms NVML hold)
+    # settles at 544.8 ms: +12.6 %, inside the +-30 % tolerance. (A pure equal-area lag,
+    # tau_up 249 ms, gave 747.7 ms: +54 %.)
     up = real_e2_rows[1]
-    assert up["paper_value"] == pytest.approx(484.0, abs=1.0) and up["twin_value"] == pytest.approx(747.7, abs=1.0)
+    assert up["paper_value"] == pytest.approx(484.0, abs=1.0) and up["twin_value"] == pytest.approx(544.8, abs=1.0)
     assert up["pass"] is True

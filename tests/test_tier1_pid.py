@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import simpy
@@ -151,11 +153,15 @@ def test_tuned_gains_give_a_stable_loop_on_every_branch_of_the_fitted_plant():
 
 
 def run_step(plant_kind: str, sp0: float, sp1: float, t_step: float = 2.0, t_end: float = 4.0):
-    """Settle at sp0, step to sp1 at t_step; log true board power every 1 ms."""
+    """Settle at sp0, step to sp1 at t_step; log true board power every 1 ms.
+
+    "twin" is the fitted V100 as the gains were tuned: pure lags (tau_up 249 ms, no rise
+    delay); "twin_delayed" is the fleet's default V100 with the 110 ms rise delay."""
     env = simpy.Environment()
     clock = lambda: env.now
-    if plant_kind == "twin":  # the fitted V100 model: compute_bound at 1530 MHz
-        fleet = GpuFleet(V100, [1], [1], 300.0, 0.0, 0.0, sm_clock_mhz=1530.0)
+    if plant_kind in ("twin", "twin_delayed"):  # the fitted V100 model: compute_bound at 1530 MHz
+        profile = V100 if plant_kind == "twin_delayed" else replace(V100, rise_delay_s=0.0)
+        fleet = GpuFleet(profile, [1], [1], 300.0, 0.0, 0.0, sm_clock_mhz=1530.0)
         fleet.set_load(0.0, [0], 1.0, 0.0, workload=WORKLOADS.index("compute_bound"))
         raw = TwinGpuPlant(fleet, clock)
     else:
@@ -195,6 +201,19 @@ def test_step_responses_settle_within_the_stated_time(sp0, sp1, within_s):
         assert abs(p[-1] - sp1) <= P.settle_band_frac * sp1 + 0.5, kind  # ends inside the settle band
         assert np.max(np.abs(p[t > 0.1] - sp1)) <= 0.05 * sp1 or sp1 > sp0, kind  # no undershoot after a drop
         assert not ctl.awake, kind  # and the controller is asleep again
+
+
+# With the fitted 110 ms rise delay the tuned PI is slower: after a step down it drives the
+# cap below the setpoint and the cap's way back up waits out the delay. Measured (5 % band):
+# 240->200 W 0.165 s, 210->180 W 0.363 s, 240->150 W 0.035 s; steps up 0.23-0.35 s. Stated
+# bound 0.40 s for all; retuning for the delayed plant is open work (docs/parameters.md).
+@pytest.mark.parametrize("sp0, sp1", [(240.0, 200.0), (240.0, 150.0), (210.0, 180.0),
+                                      (200.0, 240.0), (150.0, 240.0), (180.0, 210.0)])
+def test_step_responses_on_the_plant_with_the_rise_delay(sp0, sp1):
+    t, p, ctl = run_step("twin_delayed", sp0, sp1)
+    assert settling_s(t, p, sp1, 0.05) <= 0.40
+    assert abs(p[-1] - sp1) <= P.settle_band_frac * sp1 + 0.5
+    assert not ctl.awake
 
 
 def test_sleeps_after_settling_and_wakes_on_a_new_setpoint():

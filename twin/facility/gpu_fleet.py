@@ -20,6 +20,7 @@ RC model at each advance's mean power. Host (non-GPU) power is piecewise constan
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 from typing import Callable
 
 import numpy as np
@@ -77,6 +78,13 @@ class GpuFleet:
         self.ambient_c = self.fit.ambient_c  # fitted junction "ambient" of the V100 testbed
         self.temp_c = np.full(n, self.ambient_c + profile.r_th_k_per_w * profile.idle_w)
         self._temp_pending_s = 0.0
+        # rises wait out the profile's rise delay (E2: ~110 ms before power follows a raised
+        # target), then follow tau_up_after_delay; falls start at once with tau_down
+        self.rise_delay_s = float(profile.rise_delay_s)
+        tau_up = profile.tau_up_after_delay_s if self.rise_delay_s > 0 else profile.tau_up_s
+        self._dyn = SimpleNamespace(tau_down_s=profile.tau_down_s, tau_up_s=tau_up)
+        self._pending_w = np.full(n, np.nan)
+        self._pending_at_s = np.full(n, np.inf)
         self.host_idle_w = float(host_idle_w)
         self.host_busy_w = float(host_busy_w)
         self.power_w = np.full(n, profile.idle_w)  # per GPU, now
@@ -110,16 +118,40 @@ class GpuFleet:
         generic = capped_power_w(demand_power_w(self.gpu_util, p.idle_w, p.max_limit_w), self.cap_w)
         classed = demand_power_w(self.gpu_util, p.idle_w, self.class_power_w)
         modelled = np.where(self.workload == GENERIC, generic, classed)
-        self.target_w = np.minimum(np.where(self.is_trace, self.trace_gpu_w, modelled), self.cap_w)
+        new_w = np.minimum(np.where(self.is_trace, self.trace_gpu_w, modelled), self.cap_w)
+        old_w = getattr(self, "target_w", None)
+        if old_w is None or self.rise_delay_s <= 0.0:
+            self.target_w = new_w
+        else:
+            rising = new_w > old_w
+            # a rise becomes the target after the delay (a rise already pending keeps its time)
+            self._pending_at_s = np.where(rising, np.where(np.isfinite(self._pending_at_s), self._pending_at_s,
+                                                           self.t_s + self.rise_delay_s), np.inf)
+            self._pending_w = np.where(rising, new_w, np.nan)
+            self.target_w = np.where(rising, old_w, new_w)
         self._settled = False
         modelled_host_w = self.host_idle_w + self.host_util * (self.host_busy_w - self.host_idle_w)
         self.host_power_w = self.host_count * np.where(self.is_trace, self.trace_host_w, modelled_host_w)
         self.host_power_total_w = float(self.host_power_w.sum())
 
     def advance_to(self, t_s: float) -> None:
-        """Integrate the fleet from its current time to ``t_s`` (targets held constant)."""
+        """Integrate the fleet from its current time to ``t_s``; targets change only where
+        a delayed rise falls due (the interval is split there, so energy stays exact)."""
         if not math.isfinite(t_s):
             raise ValueError(f"cannot advance the fleet to a non-finite time t={t_s} s")
+        while True:
+            due_s = float(self._pending_at_s.min()) if self.rise_delay_s > 0.0 else math.inf
+            if due_s > t_s:
+                break
+            self._advance(due_s)
+            hit = self._pending_at_s <= due_s
+            self.target_w = np.where(hit, self._pending_w, self.target_w)
+            self._pending_at_s = np.where(hit, np.inf, self._pending_at_s)
+            self._settled = False
+        self._advance(t_s)
+
+    def _advance(self, t_s: float) -> None:
+        """Integrate to ``t_s`` with the targets held constant."""
         dt = t_s - self.t_s
         if dt <= 0.0:
             if dt < 0.0:
@@ -134,7 +166,7 @@ class GpuFleet:
         else:
             self._update_temp()
             p = self.profile
-            self.power_w, e_gpu = board_power_step(self.power_w, self.target_w, dt, p)
+            self.power_w, e_gpu = board_power_step(self.power_w, self.target_w, dt, self._dyn)
             self.temp_c = junction_temp_step(self.temp_c, e_gpu / dt, self.ambient_c, dt, p.r_th_k_per_w,
                                              p.tau_th_s)
             e_gpu = e_gpu * self.gpu_count

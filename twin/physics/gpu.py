@@ -83,6 +83,8 @@ class GpuProfile:
     r_th_k_per_w: float = field(kw_only=True)
     tau_th_s: float = field(kw_only=True)
     power_fit: str = field(default="gpu_v100_fit", kw_only=True)
+    rise_delay_s: float = field(default=0.0, kw_only=True)
+    tau_up_after_delay_s: float | None = field(default=None, kw_only=True)
 
 
 # Lag time constant of issue #2: the GridPilot paper (seed 004, §5.1 E2) reports a median
@@ -98,6 +100,12 @@ _V100_TAU_DOWN_S = 0.0156
 _V100_TAU_UP_S = 0.2487
 _V100_R_TH_K_PER_W = 0.1537
 _V100_TAU_TH_S = 19.5
+# The E2 step-up is a dead time then a lag, not a pure lag: `gridtwin calibrate gpu --json`
+# step_response.steps[step-up].lsq_dead_time_lag fits a 110.1 ms delay and a 143.5 ms lag
+# (rms 4.06 W vs 8.32 W for the pure lag). The fleet uses this form for rises; tau_up_s
+# (equal-area pure lag, same transient energy to 2 %) stays for closed-form analyses.
+_V100_RISE_DELAY_S = 0.1101
+_V100_TAU_UP_AFTER_DELAY_S = 0.1435
 
 _V100_FIT_NOTE = ("tau_down/tau_up: E2 cap steps; r_th/tau_th: E1 temperature traces "
                   "(gridtwin calibrate gpu; twin/physics/data/gpu_v100_fit.json)")
@@ -115,6 +123,7 @@ GPU_PROFILES: dict[str, GpuProfile] = {
             "§5.1 E2; " + _V100_FIT_NOTE,
             max_sm_clock_mhz=1530.0, tau_down_s=_V100_TAU_DOWN_S, tau_up_s=_V100_TAU_UP_S,
             r_th_k_per_w=_V100_R_TH_K_PER_W, tau_th_s=_V100_TAU_TH_S,
+            rise_delay_s=_V100_RISE_DELAY_S, tau_up_after_delay_s=_V100_TAU_UP_AFTER_DELAY_S,
         ),
         GpuProfile(
             "V100-SXM2-16GB", 150.0, 300.0, 56.58, _TAU_E2_S, False,
@@ -122,6 +131,7 @@ GPU_PROFILES: dict[str, GpuProfile] = {
             "Marconi100's GPU (REFERENCE.md §7)",
             max_sm_clock_mhz=1530.0, tau_down_s=_V100_TAU_DOWN_S, tau_up_s=_V100_TAU_UP_S,
             r_th_k_per_w=_V100_R_TH_K_PER_W, tau_th_s=_V100_TAU_TH_S,
+            rise_delay_s=_V100_RISE_DELAY_S, tau_up_after_delay_s=_V100_TAU_UP_AFTER_DELAY_S,
         ),
         GpuProfile(
             "A100-SXM4-40GB", 100.0, 400.0, 56.58, _TAU_E2_S, False,
@@ -129,6 +139,7 @@ GPU_PROFILES: dict[str, GpuProfile] = {
             "(REFERENCE.md known gaps): V100 value assumed; " + _SCALED_NOTE,
             max_sm_clock_mhz=1410.0, tau_down_s=_V100_TAU_DOWN_S, tau_up_s=_V100_TAU_UP_S,
             r_th_k_per_w=_V100_R_TH_K_PER_W * 300.0 / 400.0, tau_th_s=_V100_TAU_TH_S,
+            rise_delay_s=_V100_RISE_DELAY_S, tau_up_after_delay_s=_V100_TAU_UP_AFTER_DELAY_S,
         ),
         GpuProfile(
             "H100-SXM", 200.0, 700.0, 78.8, _TAU_E2_S, False,
@@ -137,6 +148,7 @@ GPU_PROFILES: dict[str, GpuProfile] = {
             "(secondary); " + _SCALED_NOTE,
             max_sm_clock_mhz=1770.0, tau_down_s=_V100_TAU_DOWN_S, tau_up_s=_V100_TAU_UP_S,
             r_th_k_per_w=_V100_R_TH_K_PER_W * 300.0 / 700.0, tau_th_s=_V100_TAU_TH_S,
+            rise_delay_s=_V100_RISE_DELAY_S, tau_up_after_delay_s=_V100_TAU_UP_AFTER_DELAY_S,
         ),
         GpuProfile(
             "H200-SXM", 200.0, 700.0, 80.3, _TAU_E2_S, False,
@@ -145,6 +157,7 @@ GPU_PROFILES: dict[str, GpuProfile] = {
             + _SCALED_NOTE,
             max_sm_clock_mhz=1770.0, tau_down_s=_V100_TAU_DOWN_S, tau_up_s=_V100_TAU_UP_S,
             r_th_k_per_w=_V100_R_TH_K_PER_W * 300.0 / 700.0, tau_th_s=_V100_TAU_TH_S,
+            rise_delay_s=_V100_RISE_DELAY_S, tau_up_after_delay_s=_V100_TAU_UP_AFTER_DELAY_S,
         ),
     )
 }

@@ -25,6 +25,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from types import SimpleNamespace
+
 import numpy as np
 
 from traces.v100_telemetry import read_e2_step_plan, read_v100_telemetry
@@ -35,7 +37,7 @@ from twin.calibrate.gpu import (
     locate_data,
     refresh_events,
 )
-from twin.physics.gpu import board_power_step, load_gpu_fit
+from twin.physics.gpu import GPU_PROFILES, board_power_step, load_gpu_fit
 from twin.reproduce.table import make_row
 
 __all__ = ["SETTLE_BAND", "N_CONSECUTIVE", "PAPER_SETTLING_MS", "settling_time_s", "nvml_hold_w",
@@ -78,13 +80,16 @@ def settling_time_s(t_s, power_w, t_command_s: float, p_before_w: float, p_after
     return float(t[hit[0]] - t_command_s) if hit.size else None
 
 
-def nvml_hold_w(t_sample_s, t_refresh_s, t_command_s: float, p_before_w: float, p_after_w: float, dyn):
+def nvml_hold_w(t_sample_s, t_refresh_s, t_command_s: float, p_before_w: float, p_after_w: float, dyn,
+                delay_s: float = 0.0):
     """The twin's board power as NVML reports it at the sample times [W].
 
-    Power follows ``board_power_step`` from ``p_before_w`` toward ``p_after_w`` from
-    ``t_command_s``; NVML takes it at each refresh instant and holds it to the next.
-    Samples before the first refresh after the command read ``p_before_w``.
+    Power holds ``p_before_w`` for ``delay_s`` after ``t_command_s`` (the rise delay of the
+    profile; 0 for falls), then follows ``board_power_step`` toward ``p_after_w``; NVML
+    takes it at each refresh instant and holds it to the next. Samples before the first
+    refresh after that read ``p_before_w``.
     """
+    t_command_s = t_command_s + delay_s
     t_refresh_s = np.asarray(t_refresh_s, dtype=float)
     i = np.searchsorted(t_refresh_s, np.asarray(t_sample_s, dtype=float), side="right") - 1
     r = np.where(i >= 0, t_refresh_s[np.clip(i, 0, None)], -np.inf)
@@ -109,21 +114,29 @@ def e2_analysis(data_dir: str | os.PathLike) -> dict:
     t_ref, _ = refresh_events(t, p)
     period = dyn["nvml_refresh_period_s"]
     steps = []
+    profile = GPU_PROFILES[fit.device]
     for s in dyn["steps"]:
         t_c, p0, p1 = s["t_command_telemetry_s"], s["power_before_w"], s["power_after_w"]
+        # the fleet's dynamics: falls by tau_down; rises wait the rise delay, then tau_up_after_delay
+        if p1 > p0 and profile.rise_delay_s > 0:
+            step_dyn = SimpleNamespace(tau_down_s=fit.tau_down_s, tau_up_s=profile.tau_up_after_delay_s)
+            delay = profile.rise_delay_s
+        else:
+            step_dyn, delay = fit, 0.0
         win = (t > t_c) & (t <= t_c + s["window_s"])
         tt, yy = t[win], p[win]
         measured = settling_time_s(tt, yy, t_c, p0, p1)
-        twin = settling_time_s(tt, nvml_hold_w(tt, t_ref, t_c, p0, p1, fit), t_c, p0, p1)
+        twin = settling_time_s(tt, nvml_hold_w(tt, t_ref, t_c, p0, p1, step_dyn, delay), t_c, p0, p1)
         phases = []
         for phase in np.linspace(0.0, period, 20, endpoint=False):
             grid = t_c + phase + period * np.arange(-1, int(s["window_s"] / period) + 2)
-            phases.append(settling_time_s(tt, nvml_hold_w(tt, grid, t_c, p0, p1, fit), t_c, p0, p1))
+            phases.append(settling_time_s(tt, nvml_hold_w(tt, grid, t_c, p0, p1, step_dyn, delay), t_c, p0, p1))
         phases = [x for x in phases if x is not None]
         steps.append({"label": s["label"], "cap_w": s["cap_w"], "power_before_w": p0, "power_after_w": p1,
                       "window_s": s["window_s"], "measured_s": measured, "twin_s": twin,
                       "twin_phase_range_s": (min(phases), max(phases)) if phases else None})
-    return {"steps": steps, "tau_down_s": fit.tau_down_s, "tau_up_s": fit.tau_up_s,
+    return {"steps": steps, "tau_down_s": fit.tau_down_s, "tau_up_s": profile.tau_up_after_delay_s,
+            "rise_delay_s": profile.rise_delay_s,
             "nvml_refresh_period_s": period, "sample_period_s": dyn["sample_period_s"],
             "clock_alignment": dyn["clock_alignment"], "rows_read": report.rows_kept,
             "lines_skipped": report.skipped_total}
@@ -158,7 +171,8 @@ def e2_rows(data_dir: str | os.PathLike) -> list[dict]:
                  note=f"{levels(down)}; tau_down {a['tau_down_s'] * 1e3:.1f} ms; {span(down)}; {common}"),
         make_row("E2", "settling, step-up 200 -> 280 W (bursty)", _ms(up["measured_s"]), _ms(up["twin_s"]),
                  unit="ms", tol_rel=TOL_UP_REL, reference=ref,
-                 note=f"{levels(up)}; tau_up {a['tau_up_s'] * 1e3:.0f} ms (equal-area lag fit, no dead time); "
+                 note=f"{levels(up)}; rise delay {a['rise_delay_s'] * 1e3:.0f} ms then tau_up {a['tau_up_s'] * 1e3:.0f} ms "
+                      f"(dead-time + lag fit, as the fleet uses); "
                       f"{span(up)}"),
     ]
     for wl, ms in PAPER_SETTLING_MS.items():

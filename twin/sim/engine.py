@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
