@@ -186,10 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="simulate a scenario and write results",
         description="Simulate SCENARIO and write OUT/<name>/ with timeseries.parquet "
                     "(facility-level series at the base tick), summary.json and overview.png "
-                    "(plus hosts.parquet if the scenario asks for per-host series). The folder is "
-                    "written under a temporary name and renamed when complete, so an interrupted "
-                    "run leaves no complete-looking folder. Exit 0 on success, 2 on an invalid "
-                    "scenario or an existing results folder without --force.",
+                    "(plus hosts.parquet if the scenario asks for per-host series, and "
+                    "ffr_windows.parquet, the 100 ms FFR activation log, when [frequency] has dips). "
+                    "The folder is written under a temporary name and renamed when complete, so an "
+                    "interrupted run leaves no complete-looking folder. Exit 0 on success; 1 if the "
+                    "energy balance fails (no folder written); 2 on an invalid scenario, a trace or "
+                    "data file that cannot cover the run, or an existing results folder without --force.",
     )
     p.add_argument("scenario", metavar="SCENARIO", help="scenario TOML file")
     p.add_argument("--out", default="results", metavar="DIR",

@@ -89,7 +89,8 @@ class GpuProfile:
 
 # Lag time constant of issue #2: the GridPilot paper (seed 004, §5.1 E2) reports a median
 # 18-29 ms settling to within 5 % of a new cap on the V100; a first-order lag settles to
-# 5 % in 3 tau, so tau = 21 ms / 3 = 7 ms. Kept for lag_step (the engine's lag today).
+# 5 % in 3 tau, so tau = 21 ms / 3 = 7 ms. Only lag_step uses it; the fleet uses the fitted
+# asymmetric dynamics (tau_down, rise delay + tau_up_after_delay) below.
 _TAU_E2_S = 0.007
 
 # Fitted on the V100 campaign by `gridtwin calibrate gpu` (twin/physics/data/gpu_v100_fit.json;

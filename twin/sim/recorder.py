@@ -27,7 +27,25 @@ def _timestamps(start: datetime, dt_s: float, first: int, n: int) -> pa.Array:
     return pa.array(ns, type=pa.timestamp("ns", tz="UTC"))
 
 
-class Recorder:
+class _ParquetStream:
+    """Row-group writer lifecycle shared by the recorders: buffer, flush, close or abort."""
+
+    _writer: pq.ParquetWriter
+
+    def _flush(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Write what is buffered and finish the file."""
+        self._flush()
+        self._writer.close()
+
+    def abort(self) -> None:
+        """Close the file without flushing (the caller discards it)."""
+        self._writer.close()
+
+
+class Recorder(_ParquetStream):
     """Stream fixed-width float rows to ``path`` (parquet) at a fixed tick.
 
     Parameters
@@ -96,14 +114,6 @@ class Recorder:
         self.n_rows += n
         self._i = 0
 
-    def close(self) -> None:
-        self._flush()
-        self._writer.close()
-
-    def abort(self) -> None:
-        """Close the file without flushing (the caller discards it)."""
-        self._writer.close()
-
     def coarse(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """(block-start times [s since start], {column: block means}) for plotting."""
         data = np.concatenate(self._coarse) if self._coarse else np.empty((0, len(self.columns)))
@@ -117,7 +127,7 @@ class Recorder:
         return float(self.maxs[self.columns.index(name)])
 
 
-class HostSeriesRecorder:
+class HostSeriesRecorder(_ParquetStream):
     """Per-host power at the base tick, streamed in long format (timestamp, host, power_w).
 
     ``power_w`` is float32 (0.01 W resolution at the kW scale, half the file size).
@@ -154,13 +164,6 @@ class HostSeriesRecorder:
         self._writer.write_table(table)
         self.n_ticks += n
         self._i = 0
-
-    def close(self) -> None:
-        self._flush()
-        self._writer.close()
-
-    def abort(self) -> None:
-        self._writer.close()
 
 
 class PreTriggerLog:
