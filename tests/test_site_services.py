@@ -45,7 +45,7 @@ def run(tmp_path, **tables):
 def test_ffr_activation_time_support_and_pre_trigger_log(tmp_path):
     folder, s = run(tmp_path, battery=BATTERY, frequency={"source": "synthetic", "ffr_dips": 1})
     ffr = s["ffr"]
-    assert ffr["activations"] == 1 and ffr["reserve_kw"] == 40.0
+    assert ffr["activations"] == 1 and ffr["battery_reserve_kw"] == 40.0 and ffr["events"][0]["reserve_kw"] == 40.0
     ev = ffr["events"][0]
     # a dip through 49.7 Hz: full activation due within 1.3 s (REFERENCE.md §6.1)
     assert ev["level_hz"] == 49.7 and ev["deadline_s"] == pytest.approx(1.3, abs=1e-9)

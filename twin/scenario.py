@@ -264,6 +264,31 @@ SCHEMA: dict[str, tuple[Key, ...]] = {
            max=3600.0, when=("source", ("synthetic",)),
            source="assumption: Svk asks for 15 min (REFERENCE.md §6.1); 60 s keeps files small, raise it to 900"),
     ),
+    "control": (
+        _k("tier2", "str", "-", "none", "Tier 2: 'none', or 'rls_ar' (AR(4) per host fitted by recursive least "
+           "squares, one-step-ahead prediction of host power every tier2_period_s).", choices=("none", "rls_ar"),
+           source="seed 004 §3.1"),
+        _k("tier2_period_s", "float", "s", 1.0, "Tier-2 period; a whole number of base ticks or a divisor of one.",
+           min=0.001, max=3600.0, min_exclusive=False, when=("tier2", ("rls_ar",)), source="seed 004 §3.1 (1 Hz)"),
+        _k("tier2_memory_s", "float", "s", 60.0, "Effective memory of the RLS forgetting factor: "
+           "lambda = 1 - tier2_period_s / tier2_memory_s.", min=2.0, max=86400.0, when=("tier2", ("rls_ar",)),
+           source="seed 004 §3.1 (~60 s); docs/parameters.md"),
+        _k("ffr_gpu", "str", "-", "none", "FFR answered by the GPUs too: 'none', or 'island' (each host's safety "
+           "island applies the island table's trigger row, with modelled latency, and restores at support end).",
+           choices=("none", "island"), source="seed 004 §2, §3.2"),
+        _k("reserve_band", "float", "-", 0.2, "Share of each busy GPU's power the island table sheds on a trigger.",
+           min=0.0, max=0.9, min_exclusive=True, when=("ffr_gpu", ("island",)),
+           source="seed 004 §4 (20 % reserve band on the 100-host day)"),
+        _k("island_latency", "str", "-", "nvml", "Latency model of the island: 'nvml' (the C island writing "
+           "through NVML) or 'nvidia_smi_e7' (one nvidia-smi call per GPU, as measured in E7).",
+           choices=("nvml", "nvidia_smi_e7"), when=("ffr_gpu", ("island",)), source="docs/parameters.md"),
+        _k("table_refresh_s", "float", "s", 60.0, "The island table is rewritten this often from the latest "
+           "power predictions (Tier 2's where it runs, the measured power otherwise).", min=1.0, max=86400.0,
+           when=("ffr_gpu", ("island",)), source="assumption: docs/parameters.md"),
+        _k("tier1", "str", "-", "pid", "Tier 1 during an island shed: 'pid' (200 Hz PID holds the shed power "
+           "target per cohort until the support ends) or 'none' (the island's caps alone).",
+           choices=("pid", "none"), when=("ffr_gpu", ("island",)), source="seed 004 §3.1"),
+    ),
     "outputs": (
         _k("per_host_series", "bool", "-", False,
            "Also write per-host power at the base tick (hosts.parquet, streamed in row groups)."),
@@ -389,6 +414,18 @@ class Frequency:
 
 
 @dataclass(frozen=True)
+class Control:
+    tier2: str
+    tier2_period_s: float | None
+    tier2_memory_s: float | None
+    ffr_gpu: str
+    reserve_band: float | None
+    island_latency: str | None
+    table_refresh_s: float | None
+    tier1: str | None
+
+
+@dataclass(frozen=True)
 class Outputs:
     per_host_series: bool
     overview_png: bool
@@ -413,6 +450,7 @@ class Scenario:
     battery: Battery
     heat: Heat
     frequency: Frequency
+    control: Control
     source_path: str = ""
     sha256: str = field(default="", compare=False)
 
@@ -427,7 +465,7 @@ class Scenario:
 
 _SECTION_CLASSES = {"facility": Facility, "cooling": Cooling, "weather": Weather,
                     "workload": Workload, "grid": Grid, "outputs": Outputs, "battery": Battery, "heat": Heat,
-                    "frequency": Frequency}
+                    "frequency": Frequency, "control": Control}
 
 
 def _coerce(key: Key, value: Any, path: str) -> tuple[Any, str | None]:
@@ -618,6 +656,20 @@ def _cross_checks(top: dict, sec: dict[str, dict], problems: list[str], source_d
         if dips is not None and dur is not None and dips * 900.0 > dur * 3600.0:
             problems.append(f"frequency.ffr_dips = {dips!r}: expected at most {int(dur * 3600.0 // 900.0)} in "
                             f"{dur:g} h (FFR re-arms 15 min after an activation)")
+    ctl = sec.get("control", {})
+    if ctl.get("ffr_gpu") == "island" and fr.get("source") != "synthetic":
+        problems.append("control.ffr_gpu = 'island': expected [frequency] source = 'synthetic' (the island "
+                        "answers FFR triggers; without a frequency signal there are none)")
+    per = ctl.get("tier2_period_s")
+    if per is not None and tick is not None:
+        ratio = per / tick if per >= tick else tick / per
+        if abs(ratio - round(ratio)) > 1e-6 * ratio:
+            problems.append(f"control.tier2_period_s = {per!r}: expected a whole multiple or an even divisor of "
+                            f"base_tick_s ({tick:g} s) [s]")
+    mem = ctl.get("tier2_memory_s")
+    if per is not None and mem is not None and not mem >= 2.0 * per:
+        problems.append(f"control.tier2_memory_s = {mem!r}: expected at least twice control.tier2_period_s "
+                        f"({per:g} s), so that the forgetting factor is >= 0.5 [s]")
     cool = sec.get("cooling", {})
     zero_at, full_at = cool.get("free_cooling_zero_at_dry_bulb_c"), cool.get("free_cooling_full_at_wet_bulb_c")
     if zero_at is not None and full_at is not None and full_at >= zero_at:

@@ -43,6 +43,7 @@ from twin.facility.site import Site
 from twin.facility.weather import ClimateWeather, DiurnalWeather
 from twin.physics.weather import SITE_CLIMATES
 from twin.scenario import Scenario
+from twin.sim.control import FacilityControl
 from twin.sim.recorder import HostSeriesRecorder, Recorder
 from twin.sim.scheduling import BatchQueue
 from twin.sim.workload import Workload, WorkloadError, assign_flexibility, build_workload
@@ -280,6 +281,8 @@ class Engine:
         self.queue = BatchQueue(self.env, fac.nodes, j["num_nodes"].to_numpy(), j["run_time_s"].to_numpy(),
                                 j["time_limit_s"].to_numpy(), self._job_started, self._job_ended,
                                 backfill=sc.workload.scheduler == "easy_backfill")
+        self.control = (FacilityControl(self) if sc.control.tier2 != "none" or sc.control.ffr_gpu != "none"
+                        else None)
         self.recorder: Recorder | None = None
         self.hosts: HostSeriesRecorder | None = None
         self.window_rows: list[tuple] = []
@@ -287,12 +290,16 @@ class Engine:
     # -- workload events -------------------------------------------------------------
     def _job_started(self, i: int, nodes: np.ndarray) -> None:
         self.fleet.set_load(self.env.now, nodes, self._gpu_util[i], self._host_util[i], int(self._workload[i]))
+        if self.control is not None:
+            self.control.load_changed(nodes)
         if self.env.now >= 0.0:
             self.counts.started += 1
 
     def _job_ended(self, i: int, nodes: np.ndarray) -> None:
         self._trace_running.discard(i)
         self.fleet.set_load(self.env.now, nodes, 0.0, 0.0)
+        if self.control is not None:
+            self.control.load_changed(nodes)
         self.counts.completed += 1 if self.env.now >= 0.0 else 0
 
     def _replay(self):

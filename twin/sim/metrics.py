@@ -84,6 +84,7 @@ def summarise(engine, *, wall_s: float, peak_rss_mb: float, version: str) -> dic
         "heat": _heat_summary(engine),
         "battery": _battery_summary(engine),
         "ffr": _ffr_summary(engine),
+        "control": engine.control.summary() if engine.control is not None else None,
         "outputs": sorted(["timeseries.parquet", "summary.json"]
                           + (["overview.png"] if sc.outputs.overview_png else [])
                           + (["hosts.parquet"] if sc.outputs.per_host_series else [])
@@ -170,7 +171,10 @@ def _ffr_summary(engine) -> dict | None:
     if engine.frequency is None:
         return None
     sc = engine.scenario
-    reserve_w = sc.battery.ffr_reserve_kw * 1e3 if sc.battery.model != "none" else 0.0
+    battery_w = sc.battery.ffr_reserve_kw * 1e3 if sc.battery.model != "none" else 0.0
+    gpu_w = {}  # trigger time -> the island table's committed IT reduction [W]
+    if engine.control is not None:
+        gpu_w = {e["trigger_s"]: e["committed_it_kw"] * 1e3 for e in engine.control.events}
     fine = sc.frequency.log_tick_s
     rows = engine.window_rows
     t = np.array([r[0] for r in rows])
@@ -182,6 +186,8 @@ def _ffr_summary(engine) -> dict | None:
               "trigger_s": a.trigger_s, "level_hz": a.level_hz,
               "deadline_s": a.full_activation_deadline_s - a.trigger_s,
               "support_end_s": a.support_end_s}
+        reserve_w = battery_w + gpu_w.get(a.trigger_s, 0.0)
+        ev["reserve_kw"] = reserve_w / 1e3
         before = grid[(t >= a.trigger_s - 1.0) & (t + fine <= a.trigger_s + 1e-9)]
         if reserve_w > 0 and before.size:
             base = before.mean()
@@ -193,5 +199,5 @@ def _ffr_summary(engine) -> dict | None:
             ev["min_reduction_fraction"] = float((base - grid[held]).min() / reserve_w) if held.any() else None
         events.append(ev)
     met = [e.get("met_deadline") for e in events if "met_deadline" in e]
-    return {"activations": len(events), "reserve_kw": reserve_w / 1e3,
+    return {"activations": len(events), "battery_reserve_kw": battery_w / 1e3,
             "all_met_deadline": (all(met) if met else None), "events": events}
