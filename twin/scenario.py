@@ -285,6 +285,23 @@ SCHEMA: dict[str, tuple[Key, ...]] = {
         _k("table_refresh_s", "float", "s", 60.0, "The island table is rewritten this often from the latest "
            "power predictions (Tier 2's where it runs, the measured power otherwise).", min=1.0, max=86400.0,
            when=("ffr_gpu", ("island",)), source="assumption: docs/parameters.md"),
+        _k("tier3", "str", "-", "none", "Tier 3, hourly: 'none', 'pue_aware' (grid search over operating "
+           "fraction u and reserve band r with the paper's Eq. 4 facility model in the objective) or 'ci_only' "
+           "(the same search with facility power = IT power).", choices=("none", "pue_aware", "ci_only"),
+           source="seed 004 §3.1, §3.3; docs/metrics.md §6"),
+        _k("ffr_commitment_kw", "float", "kW", 0.0, "FFR reserve committed at the facility meter each hour "
+           "(Tier 3 sizes r so that the meter sees it).", min=0.0, max=1e7, when=("tier3", ("pue_aware", "ci_only")),
+           source="docs/metrics.md §1"),
+        _k("scheduler", "str", "-", "none", "Carbon-aware scheduler: 'none' or 'carbon_aware' (defer flexible "
+           "jobs while the signal is above the 66th percentile of its 24 h look-ahead, never past a deadline; "
+           "cap running jobs to 80 % in those hours).", choices=("none", "carbon_aware"), source="seed 004 §3.3"),
+        _k("scheduler_signal", "str", "-", "ci_x_pue", "Deferral signal: 'ci_x_pue' (carbon intensity x the "
+           "Eq. 4 PUE at the hour's weather and the current IT load) or 'ci'.", choices=("ci_x_pue", "ci"),
+           when=("scheduler", ("carbon_aware",)), source="seed 004 §3.3"),
+        _k("scheduler_forecast", "str", "-", "perfect", "Look-ahead of the signal: 'perfect' (foresight), "
+           "'persistence' (last hour held: never defers) or 'seasonal_naive' (the same hour a day earlier).",
+           choices=("perfect", "persistence", "seasonal_naive"), when=("scheduler", ("carbon_aware",)),
+           source="docs/parameters.md (scheduler)"),
         _k("tier1", "str", "-", "pid", "Tier 1 during an island shed: 'pid' (200 Hz PID holds the shed power "
            "target per cohort until the support ends) or 'none' (the island's caps alone).",
            choices=("pid", "none"), when=("ffr_gpu", ("island",)), source="seed 004 §3.1"),
@@ -422,6 +439,11 @@ class Control:
     reserve_band: float | None
     island_latency: str | None
     table_refresh_s: float | None
+    tier3: str
+    ffr_commitment_kw: float | None
+    scheduler: str
+    scheduler_signal: str | None
+    scheduler_forecast: str | None
     tier1: str | None
 
 
@@ -660,6 +682,13 @@ def _cross_checks(top: dict, sec: dict[str, dict], problems: list[str], source_d
     if ctl.get("ffr_gpu") == "island" and fr.get("source") != "synthetic":
         problems.append("control.ffr_gpu = 'island': expected [frequency] source = 'synthetic' (the island "
                         "answers FFR triggers; without a frequency signal there are none)")
+    if ctl.get("tier3") not in (None, "none") and ctl.get("ffr_commitment_kw") and ctl.get("ffr_gpu") != "island":
+        problems.append(f"control.ffr_commitment_kw = {ctl['ffr_commitment_kw']!r}: expected 0 unless "
+                        "control.ffr_gpu = 'island' (the island delivers the reserve Tier 3 commits)")
+    tick_ok = tick is not None and abs(3600.0 / tick - round(3600.0 / tick)) < 1e-9
+    if (ctl.get("tier3") not in (None, "none") or ctl.get("scheduler") not in (None, "none")) and not tick_ok:
+        problems.append(f"base_tick_s = {tick!r}: expected a tick that divides an hour when control.tier3 or "
+                        "control.scheduler is on (they act on the hour) [s]")
     per = ctl.get("tier2_period_s")
     if per is not None and tick is not None:
         ratio = per / tick if per >= tick else tick / per
