@@ -292,6 +292,9 @@ SCHEMA: dict[str, tuple[Key, ...]] = {
         _k("ffr_commitment_kw", "float", "kW", 0.0, "FFR reserve committed at the facility meter each hour "
            "(Tier 3 sizes r so that the meter sees it).", min=0.0, max=1e7, when=("tier3", ("pue_aware", "ci_only")),
            source="docs/metrics.md §1"),
+        _k("ffr_min_commitment_kw", "float", "kW", 0.0, "An hour whose planned reserve at the meter is below this "
+           "commits none (a minimum bid; Svk's FFR minimum is 100 kW for a real bid).", min=0.0, max=1e7,
+           when=("tier3", ("pue_aware", "ci_only")), source="REFERENCE.md §6.1 (0.1 MW minimum bid)"),
         _k("scheduler", "str", "-", "none", "Carbon-aware scheduler: 'none' or 'carbon_aware' (defer flexible "
            "jobs while the signal is above the 66th percentile of its 24 h look-ahead, never past a deadline; "
            "cap running jobs to 80 % in those hours).", choices=("none", "carbon_aware"), source="seed 004 §3.3"),
@@ -441,6 +444,7 @@ class Control:
     table_refresh_s: float | None
     tier3: str
     ffr_commitment_kw: float | None
+    ffr_min_commitment_kw: float | None
     scheduler: str
     scheduler_signal: str | None
     scheduler_forecast: str | None

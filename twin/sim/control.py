@@ -25,20 +25,41 @@ This module is the glue between the engine's fleet and the controllers in
   shed power targets of the shedding cohorts and holds them (200 Hz inside its event
   windows, asleep otherwise) until the release, when its setpoints are cleared.
 
+* **Tier 3** (``tier3 = "pue_aware" | "ci_only"``), at every hour from t = 0: the
+  cluster's flexible power ``P_flex`` (busy cohorts: the TDP where the cap binds, the
+  measured power where it does not) and fixed power ``P_fix`` (hosts, idle GPUs) are
+  estimated from the fleet; :class:`twin.control.tier3_selector.Tier3Selector` picks
+  ``(u, r)`` with the paper's Eq. 4 as the facility model ``x -> F(P_fix + x)`` at the
+  hour's weather (PUE-aware) or ``x -> x`` (CI-only); every GPU is capped at ``u x TDP``
+  and the island table's trigger row at ``(u - r) x`` each cohort's flexible power. The
+  reserve committed at the meter is ``ffr_commitment_kw``.
+* **The carbon-aware scheduler** (``scheduler = "carbon_aware"``), from t = 0: at each
+  hour the signal (CI x the Eq. 4 PUE at the current IT load and each hour's weather,
+  or CI) over the past and next 24 h feeds :class:`twin.control.scheduler.CarbonScheduler`;
+  a flexible job submitted in a high hour is held and submitted at its planned start
+  (re-planned hourly, never after its latest start), and in high hours every cap is
+  multiplied by 0.8.
+
 Nothing here reads a clock but ``env.now``.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
+from datetime import timedelta
 
 import numpy as np
 
 from twin.control.island_table import decode_table, encode_table
+from twin.control.scheduler import CarbonScheduler, DeferrableJob, HourlySignal, SchedulerParams
+from twin.control.tier3_selector import Tier3Params, Tier3Selector, score_grid
 from twin.control.tier1_pid import PidParams, Tier1Controller
 from twin.control.tier2_ar import RlsAr
 from twin.facility.gpu_fleet import TwinGpuPlant
+from twin.facility.cooling_plant import PaperEq4Params
 from twin.facility.island import NVIDIA_SMI_E7, NVML_ISLAND, SafetyIsland
+from twin.physics.cooling import facility_power_w
 
 #: Island cap writes are applied on this grid, rounded up [s] (chosen: 1 ms is 6 % of the
 #: 15.6 ms falling lag; docs/parameters.md).
@@ -48,6 +69,10 @@ WRITE_BIN_S = 1e-3
 #: normal band, REFERENCE.md §6.2).
 RELEASE_LEVEL_HZ = 49.9
 LATENCY_MODELS = {"nvml": NVML_ISLAND, "nvidia_smi_e7": NVIDIA_SMI_E7}
+
+
+def _fac(fn, it_w):
+    return np.asarray(it_w, dtype=float) if fn is None else np.asarray(fn(np.asarray(it_w, dtype=float)))
 
 
 class FacilityControl:
@@ -92,6 +117,36 @@ class FacilityControl:
         self.table_writes = 0
         self._shedding = False
         self.events: list[dict] = []
+        # Tier 3 and the scheduler (hourly, from t = 0)
+        self.base_cap_w = fleet.cap_w.copy()
+        self.u, self.r, self.throttle = 1.0, 0.0, 1.0
+        self.fixed_band: float | None = None
+        self.commit_w = 0.0
+        self.tier3: Tier3Selector | None = None
+        self.sched_params: SchedulerParams | None = None
+        self.scheduler: CarbonScheduler | None = None
+        self.hourly: list[tuple] = []
+        self.jobs_deferred = self.deadline_misses = 0
+        self.deferral_s: list[float] = []
+        self._held_latest: dict[int, float] = {}
+        self.flexible_late = self.released_late = 0
+        self._hour_k: int | None = None
+        self._caps_pending = False
+        self.engine = engine
+        self.hourly_on = c.tier3 != "none" or c.scheduler != "none"
+        if self.hourly_on:
+            self._eq4 = PaperEq4Params(**(sc.cooling.params if sc.cooling.model == "paper_eq4" else {}))
+            self.design_it_w = sc.facility.design_it_power_w
+            if c.tier3 != "none":
+                # ffr_commitment_kw = 0 with the island: the band is fixed at reserve_band (r
+                # grid = {0, band}) and each hour commits what Tier 3 plans the meter to see
+                self.fixed_band = (c.reserve_band if c.ffr_gpu == "island" and not c.ffr_commitment_kw else None)
+                grid = {} if self.fixed_band is None else {"r_max": self.fixed_band, "r_step": self.fixed_band}
+                self.tier3 = Tier3Selector(Tier3Params(trigger_levels_hz=(sc.frequency.ffr_level_hz or 49.7,), **grid),
+                                           self._facility_fn if c.tier3 == "pue_aware" else None)
+            if c.scheduler != "none":
+                self.sched_params = SchedulerParams(forecast=c.scheduler_forecast)
+            env.process(self._run_hourly())
         if c.ffr_gpu == "island":
             self.level_hz = sc.frequency.ffr_level_hz
             self._refresh_table(engine.env.now)
@@ -150,19 +205,71 @@ class FacilityControl:
         return np.maximum(self._pred_w - non_gpu, 0.0) / per_host_gpus
 
     def _refresh_table(self, now_s: float) -> None:
+        if self.tier3 is not None:
+            self._write_tier3_table(now_s)
+            return
         f, r = self.fleet, self.cfg.reserve_band
         pred = self._predicted_gpu_w()
         trigger = np.clip((1.0 - r) * pred, f.min_limit_w, self.normal_cap_w)
-        data = encode_table((self.level_hz, RELEASE_LEVEL_HZ), np.vstack([trigger, self.normal_cap_w]),
-                            created_s=self.scenario.start.timestamp() + now_s,
-                            meta={"writer": "gridtwin", "reserve_band": r, "sim_time_s": now_s},
-                            kinds=("trigger", "release"))
-        self.table = decode_table(data)  # the reader's path: every check the C island makes
-        self.table_bytes = len(data)
+        self._write_table(now_s, trigger, self.normal_cap_w, {"reserve_band": r})
         self._targets_w = np.where(trigger < self.normal_cap_w, (1.0 - r) * pred, np.nan)
         # what the caps take off the predicted power (float32 caps as stored)
         caps = self.table.row(self.level_hz, "trigger").astype(float)
         self.committed_w = float((f.gpu_count * np.maximum(pred - caps, 0.0)).sum())
+
+    def _flex_state(self) -> float:
+        """Split the fleet's power into flexible (busy GPUs) and fixed parts, now.
+
+        A busy GPU (power above idle + 10 W) whose cap binds (power >= 0.9 cap) could draw
+        its TDP; one whose cap does not bind draws what it draws. Sets ``_flex_gpu_w``
+        (per GPU of each cohort, at u = 1 and the current throttle) and ``_p_fix_w``
+        (hosts + idle GPUs) and returns ``P_flex`` [W].
+        """
+        f = self.fleet
+        f.advance_to(self.env.now)
+        busy = f.power_w > f.profile.idle_w + 10.0
+        cap_bound = f.power_w >= 0.9 * f.cap_w
+        top = np.where(busy, np.where(cap_bound, f.max_limit_w * self.throttle, f.power_w), f.min_limit_w)
+        # only the power above the device's minimum cap can be shed
+        self._flex_gpu_w = np.maximum(top - f.min_limit_w, 0.0)
+        p_flex = float((f.gpu_count * self._flex_gpu_w).sum())
+        # hosts, and every GPU's power up to its minimum cap
+        self._p_fix_w = f.host_power_total_w + float((f.gpu_count * np.minimum(f.power_w, f.min_limit_w)).sum())
+        return p_flex
+
+    def _write_tier3_table(self, now_s: float, resize: bool = False) -> None:
+        """The island table of the current operating point. With ``resize`` (the periodic
+        refresh inside the hour) the band is re-sized on the current fleet state so that
+        the model still sees the hour's commitment at the meter: the smallest r >= the
+        decided one (steps of 0.01, up to 0.9) with D(u, r) >= R."""
+        f = self.fleet
+        r = self.r
+        if resize and self.commit_w > 0.0:
+            p_flex = self._flex_state()
+            if p_flex > 0.0:
+                fn = self.tier3.facility_power_fn
+                cand = np.round(np.arange(self.r, 0.9 + 1e-9, 0.01), 6)
+                cand = cand[cand <= self.u]
+                hi = np.full(cand.shape, self.u * p_flex)
+                d = (_fac(fn, hi) - _fac(fn, (self.u - cand) * p_flex))
+                ok = np.flatnonzero(d >= self.commit_w)
+                r = float(cand[ok[0]] if ok.size else cand[-1])
+        flex = getattr(self, "_flex_gpu_w", None)
+        if flex is None:
+            flex = np.asarray(f.max_limit_w - f.min_limit_w, dtype=float)
+        trigger = np.clip(f.min_limit_w + (self.u - r) * flex, f.min_limit_w, self.normal_cap_w)
+        self._write_table(now_s, trigger, self.normal_cap_w,
+                          {"writer_tier": "tier3", "u": self.u, "r": r, "variant": self.cfg.tier3})
+        self._targets_w = np.where(trigger < self.normal_cap_w, trigger, np.nan)
+        self.committed_w = self.commit_w  # at the meter
+        self.r_effective = r
+
+    def _write_table(self, now_s: float, trigger_w: np.ndarray, normal_w: np.ndarray, meta: dict) -> None:
+        data = encode_table((self.level_hz, RELEASE_LEVEL_HZ), np.vstack([trigger_w, normal_w]),
+                            created_s=self.scenario.start.timestamp() + now_s,
+                            meta={"writer": "gridtwin", "sim_time_s": now_s, **meta}, kinds=("trigger", "release"))
+        self.table = decode_table(data)  # the reader's path: every check the C island makes
+        self.table_bytes = len(data)
         self.table_writes += 1
         if self.island is not None:
             self.island.table = self.table
@@ -173,8 +280,12 @@ class FacilityControl:
         while True:
             yield env.timeout(k * per - env.now)
             k += 1
-            if not self._shedding:
+            if self._shedding:
+                continue
+            if self.tier3 is None:
                 self._refresh_table(env.now)
+            elif env.now >= 0.0 and self._hour_k is not None:
+                self._write_tier3_table(env.now, resize=True)
 
     # ------------------------------------------------------------------ island
     def _apply(self, written_s: np.ndarray, caps_w: np.ndarray):
@@ -219,11 +330,189 @@ class FacilityControl:
             ev["release_written_s"] = rel.caps_written_latency_s
             yield from self._apply(rel.cap_written_s, rel.caps_w.astype(float))
             self._shedding = False
+            if self._caps_pending:
+                self._set_normal_caps()
             self.events.append(ev)
+
+    # ------------------------------------------------------------------ Tier 3 and the scheduler
+    def _temps_c(self, t_s):
+        return self.engine.forecast_weather_c(t_s)
+
+    def _facility_fn(self, it_w):
+        """Eq. 4 facility power for IT power ``P_fix + it_w`` at the decision hour's weather [W]."""
+        db, wb = self._wx
+        return facility_power_w(self._p_fix_w + np.asarray(it_w, dtype=float), self.design_it_w, db, wb,
+                                **asdict(self._eq4))["facility_power_w"]
+
+    def _pue(self, it_w: float, t_s) -> np.ndarray:
+        db, wb = self._temps_c(t_s)
+        it_w = max(it_w, 1.0)
+        return facility_power_w(it_w, self.design_it_w, db, wb, **asdict(self._eq4))["facility_power_w"] / it_w
+
+    def _set_normal_caps(self) -> None:
+        f = self.fleet
+        if self.tier3 is not None:  # u: fraction of the controllable range above the minimum cap
+            top = f.min_limit_w + self.u * (f.max_limit_w * self.throttle - f.min_limit_w)
+        else:
+            top = self.base_cap_w * self.throttle
+        self.normal_cap_w = np.clip(top, f.min_limit_w, f.max_limit_w)
+        if self._shedding:
+            self._caps_pending = True  # applied when the release row has been written
+            return
+        self._caps_pending = False
+        moved = np.flatnonzero(self.normal_cap_w != f.cap_w)
+        if moved.size:
+            self.plant.set_power_cap_w(moved, self.normal_cap_w[moved])
+
+    def _ensure_hour(self, now_s: float) -> None:
+        """Run the hourly decisions once per hour (at the first call in the hour)."""
+        k = math.floor(now_s / 3600.0 + 1e-12)
+        if k == self._hour_k:
+            return
+        self._hour_k = k
+        env, f = self.env, self.fleet
+        t_h = k * 3600.0
+        f.advance_to(now_s)
+        it_now = f.it_power_now_w()
+        ci, cff = self.engine.hourly_carbon(t_h)
+        pue_fc = float(self._pue(it_now, t_h + 1800.0))
+        if self.sched_params is not None:
+            hours = np.arange(-24, 25)
+            t_mid = t_h + hours * 3600.0 + 1800.0
+            ci_h = np.array([self.engine.hourly_carbon(t)[0] for t in t_mid - 1800.0])
+            values = ci_h * (self._pue(it_now, t_mid) if self.cfg.scheduler_signal == "ci_x_pue" else 1.0)
+            self.scheduler = CarbonScheduler(HourlySignal(values, start_s=t_h - 24 * 3600.0), self.sched_params)
+            self.scheduler.update(t_h)
+            self.throttle = float(self.scheduler.throttle_cap_fraction(t_h + 1e-6))
+        objective = math.nan
+        if self.tier3 is not None:
+            p_flex = self._flex_state()
+            self._wx = self._temps_c(t_h + 1800.0)
+            if p_flex > 0.0:
+                ci_look = np.array([self.engine.hourly_carbon(t_h + j * 3600.0)[0] for j in range(24)])
+                ci_ref = max(float(ci_look.mean()), 1e-9)
+                cff0 = 0.0 if math.isnan(cff) else cff
+                if self.fixed_band is None:
+                    d = self.tier3.decide(now_s, p_flex, ci, cff0, ci_ref, self.cfg.ffr_commitment_kw * 1e3)
+                    self.u, self.r, objective = d.u, d.r, d.objective
+                    self.commit_w = self.cfg.ffr_commitment_kw * 1e3
+                else:
+                    # band fixed: the best u with r = band; commit what the model says the meter sees
+                    t = score_grid(p_flex, ci, cff0, ci_ref, 0.0, self.tier3.facility_power_fn, self.tier3.params)
+                    j = int(np.argmin(np.abs(t.r_grid - self.fixed_band)))
+                    col = np.where(t.feasible[:, j], t.objective[:, j], -np.inf)
+                    i = int(np.flatnonzero(col >= col.max() - 1e-12 * max(1.0, abs(col.max())))[-1])
+                    self.u, self.r, objective = float(t.u_grid[i]), float(t.r_grid[j]), float(col[i])
+                    self.commit_w = float(t.meter_reserve_w[i, j])
+                if self.commit_w < self.cfg.ffr_min_commitment_kw * 1e3:
+                    self.commit_w = 0.0  # below the minimum bid: no commitment this hour
+            else:
+                self.u, self.r, self.commit_w = 1.0, 0.0, 0.0
+        else:
+            p_flex = math.nan
+        self._set_normal_caps()
+        if self.tier3 is not None and self.island is not None and not self._shedding:
+            self._write_tier3_table(now_s)
+        if now_s >= 0.0:
+            self.hourly.append((t_h, self.u, self.r if self.tier3 is not None else math.nan, self.throttle, ci, cff,
+                                pue_fc, p_flex, objective, it_now, self.commit_w / 1e3))
+
+    def _run_hourly(self):
+        env = self.env
+        if env.now < 0.0:
+            yield env.timeout(-env.now)
+        while True:
+            self._ensure_hour(env.now)
+            yield env.timeout((math.floor(env.now / 3600.0 + 1e-12) + 1) * 3600.0 - env.now)
+
+    def on_submit(self, i: int, submit_s: float, run_s: float, deadline_s: float, flexible: bool) -> bool:
+        """True: submit job ``i`` now; False: the scheduler holds it (and submits it later)."""
+        if self.sched_params is None or self.env.now < 0.0 or not flexible:
+            return True
+        self._ensure_hour(self.env.now)
+        job = DeferrableJob(i, submit_s, run_s, deadline_s, True)
+        if not self.scheduler.should_defer(job, self.env.now):
+            return True
+        self.jobs_deferred += 1
+        self._held_latest[i] = job.latest_start_s
+        self.env.process(self._held(i, job))
+        return False
+
+    def job_started(self, i: int, now_s: float) -> None:
+        """Count flexible jobs (held ones apart) that started after their latest start."""
+        if now_s < 0.0 or not self.engine._flexible[i]:
+            return
+        latest = self.engine._deadline_s[i] - self.engine.queue.run_time_s[i]
+        late = int(now_s > latest + 1e-6)
+        if self._held_latest.pop(i, None) is not None:
+            self.deadline_misses += late
+        else:
+            self.flexible_late += late
+
+    def _held(self, i: int, job: DeferrableJob):
+        env = self.env
+        while True:
+            now = env.now
+            next_hour = (math.floor(now / 3600.0 + 1e-12) + 1) * 3600.0
+            wake = min(self.scheduler.planned_start_s(job, now), next_hour, job.latest_start_s)
+            if wake > now:
+                yield env.timeout(wake - now)
+            self._ensure_hour(env.now)
+            if (env.now >= job.latest_start_s - 1e-9 or wake <= now
+                    or not self.scheduler.should_defer(job, env.now)):
+                self.deferral_s.append(env.now - job.submit_s)
+                self.released_late += int(env.now > job.latest_start_s + 1e-6)
+                self.engine.queue.submit(i, front=True)
+                return
+
+    def write_hourly(self, folder) -> None:
+        """control_hourly.parquet: one row per hour of the decisions (if any)."""
+        if not self.hourly:
+            return
+        import pandas as pd
+        a = np.array(self.hourly, dtype=float)
+        start = self.scenario.start
+        pd.DataFrame({
+            "timestamp": [start + timedelta(seconds=float(t)) for t in a[:, 0]],
+            "operating_fraction": a[:, 1], "reserve_band": a[:, 2], "throttle": a[:, 3],
+            "carbon_intensity_g_per_kwh": a[:, 4], "carbon_free_fraction": a[:, 5], "pue_forecast": a[:, 6],
+            "flexible_power_w": a[:, 7], "tier3_objective": a[:, 8], "it_power_w": a[:, 9],
+            "committed_meter_kw": a[:, 10],
+        }).to_parquet(folder / "control_hourly.parquet", index=False)
+
+    def hourly_summary(self) -> dict | None:
+        if not self.hourly:
+            return None
+        a = np.array(self.hourly, dtype=float)
+        hour = np.array([(self.scenario.start + timedelta(seconds=float(t))).hour for t in a[:, 0]])
+        day = (hour >= 8) & (hour < 20)
+        ci = a[:, 4]
+        green_day = day & (ci <= np.median(ci))
+        night = (hour >= 22) | (hour < 6)
+        mean = (lambda m, col: float(a[m, col].mean()) if m.any() else None)  # noqa: E731
+        return {
+            "hours": int(a.shape[0]),
+            "tier3": self.cfg.tier3, "scheduler": self.cfg.scheduler,
+            "operating_fraction_mean": mean(np.ones(len(a), bool), 1),
+            "operating_fraction_green_day_mean": mean(green_day, 1),
+            "operating_fraction_night_mean": mean(night, 1),
+            "reserve_band_mean": mean(np.ones(len(a), bool), 2) if self.tier3 is not None else None,
+            "throttled_hours": int((a[:, 3] < 1.0).sum()),
+            "jobs_deferred": self.jobs_deferred,
+            "deferred_released_after_latest_start": self.released_late,
+            "deferred_started_after_latest_start": self.deadline_misses,
+            "other_flexible_started_after_latest_start": self.flexible_late,
+            "deferral_mean_h": float(np.mean(self.deferral_s) / 3600.0) if self.deferral_s else 0.0,
+            "deferral_max_h": float(np.max(self.deferral_s) / 3600.0) if self.deferral_s else 0.0,
+            "signal": self.cfg.scheduler_signal, "signal_forecast": self.cfg.scheduler_forecast,
+            "ffr_commitment_kw": self.cfg.ffr_commitment_kw,
+            "fixed_reserve_band": self.fixed_band,
+            "committed_meter_kw_mean": mean(np.ones(len(a), bool), 10),
+        }
 
     # ------------------------------------------------------------------ summary
     def summary(self) -> dict:
-        out: dict = {"tier2": self.cfg.tier2, "ffr_gpu": self.cfg.ffr_gpu}
+        out: dict = {"tier2": self.cfg.tier2, "ffr_gpu": self.cfg.ffr_gpu, "hourly": self.hourly_summary()}
         if self.tier2 is not None:
             n = max(self._scored, 1)
             mean_y = self._sum_y / n

@@ -240,18 +240,31 @@ class Engine:
                               sm_clock_mhz=fac.gpu_sm_clock_mhz)
         first_hour = sc.start.replace(minute=0, second=0, microsecond=0)
         hours = math.ceil(((sc.start - first_hour).total_seconds() + sc.duration_s) / 3600.0) + 1
+        # hourly controllers look 24 h back (seasonal-naive) and 24 h ahead (+1 h for the last hour)
+        hourly_on = sc.control.tier3 != "none" or sc.control.scheduler != "none"
+        self._ci_pre_h = pre = 24 if hourly_on else 0
+        total = hours + pre + (26 if hourly_on else 0)
+        t_first = first_hour - timedelta(hours=pre)
         if sc.grid.carbon_source == "constant":
-            ci = np.full(hours, sc.grid.constant_intensity_g_per_kwh)
-            cff = np.full(hours, sc.grid.constant_carbon_free_fraction)
+            ci = np.full(total, sc.grid.constant_intensity_g_per_kwh)
+            cff = np.full(total, sc.grid.constant_carbon_free_fraction)
         elif sc.grid.carbon_source == "file":
             with input_data("grid.carbon_file", sc.grid.carbon_file):
                 data, _ = read_ci_file(sc.grid.carbon_file)
-                ci, cff = hourly_window(data, first_hour, hours)
+                ci, cff = hourly_window(data, t_first, total)
         else:
-            ci = synthetic_carbon_intensity(sc.grid.country, first_hour, hours, sc.seed).to_numpy()
+            ci = synthetic_carbon_intensity(sc.grid.country, t_first, total, sc.seed).to_numpy()
             cff = carbon_free_fraction_from_ci(sc.grid.country, ci)
-        carbon = CarbonSignal(sc.start, first_hour, ci, cff)
+        self._ci_all, self._cff_all = ci, cff
+        self._ci_offset_s = (sc.start - first_hour).total_seconds()
+        carbon = CarbonSignal(sc.start, first_hour, ci[pre:pre + hours], cff[pre:pre + hours])
         self.weather = weather = make_weather(sc)
+        self._forecast_weather = None
+        if hourly_on and sc.weather.model == "climate":
+            w = sc.weather
+            self._forecast_weather = ClimateWeather(sc.start - timedelta(days=1), sc.duration_s + 3 * 86400.0,
+                                                    SITE_CLIMATES[w.site], peak_hour_utc=w.peak_hour_utc,
+                                                    depression_swing_fraction=w.depression_swing_fraction)
         cooling = make_cooling_model(sc.cooling.model, sc.cooling.params, fac.design_it_power_w)
         self.frequency, self.activations = make_frequency(sc)
         windows = np.array([(a.trigger_s, a.support_end_s) for a in self.activations]).reshape(-1, 2)
@@ -281,8 +294,12 @@ class Engine:
         self.queue = BatchQueue(self.env, fac.nodes, j["num_nodes"].to_numpy(), j["run_time_s"].to_numpy(),
                                 j["time_limit_s"].to_numpy(), self._job_started, self._job_ended,
                                 backfill=sc.workload.scheduler == "easy_backfill")
+        self._flexible = j["flexible"].to_numpy() if "flexible" in j.columns else np.zeros(len(j), dtype=bool)
+        self._deadline_s = (j["deadline_s"].to_numpy() if "deadline_s" in j.columns
+                            else j["submit_s"].to_numpy() + j["run_time_s"].to_numpy())
         self.control = (FacilityControl(self) if sc.control.tier2 != "none" or sc.control.ffr_gpu != "none"
-                        else None)
+                        or hourly_on else None)
+        self.co2_it_g = self.co2_facility_g = 0.0
         self.recorder: Recorder | None = None
         self.hosts: HostSeriesRecorder | None = None
         self.window_rows: list[tuple] = []
@@ -292,6 +309,7 @@ class Engine:
         self.fleet.set_load(self.env.now, nodes, self._gpu_util[i], self._host_util[i], int(self._workload[i]))
         if self.control is not None:
             self.control.load_changed(nodes)
+            self.control.job_started(i, self.env.now)
         if self.env.now >= 0.0:
             self.counts.started += 1
 
@@ -338,13 +356,30 @@ class Engine:
             wait = period_s
 
     def _arrivals(self):
-        env = self.env
+        env, ctl, q = self.env, self.control, self.queue
         for i, t in enumerate(self.jobs["submit_s"].to_numpy()):
             if t > env.now:
                 yield env.timeout(t - env.now)
             if env.now >= 0.0:
                 self.counts.submitted += 1
-            self.queue.submit(i)
+            if ctl is None or ctl.on_submit(i, float(t), float(q.run_time_s[i]), float(self._deadline_s[i]),
+                                            bool(self._flexible[i])):
+                q.submit(i)
+
+    def forecast_weather_c(self, t_s):
+        """(dry-bulb, wet-bulb) [°C] the hourly controllers assume at ``t_s`` (the site's
+        climatology, prepared a day either side of the run)."""
+        if self._forecast_weather is None:
+            return self.weather.temperatures_c(t_s)
+        return self._forecast_weather.temperatures_c(np.asarray(t_s, dtype=float) + 86400.0)
+
+    def hourly_carbon(self, t_s: float) -> tuple[float, float]:
+        """(carbon intensity [g/kWh], carbon-free fraction [-]) of the hour holding ``t_s``,
+        from 24 h before the run to 24 h after it."""
+        i = self._ci_pre_h + math.floor((self._ci_offset_s + t_s) / 3600.0)
+        if not 0 <= i < self._ci_all.size:
+            raise ValueError(f"carbon intensity asked for t={t_s:g} s, outside the prepared hours")
+        return float(self._ci_all[i]), float(self._cff_all[i])
 
     # -- the base tick ---------------------------------------------------------------
     def _ticks(self, bar):
@@ -360,6 +395,8 @@ class Engine:
         wins, w = self.log_windows, 0
         fine_dt = sc.frequency.log_tick_s if len(wins) else dt
         n_fine = int(round(dt / fine_dt))
+        i_ci, i_it, i_fac = (Site.COLUMNS.index(c) for c in ("carbon_intensity_g_per_kwh", "it_power_w",
+                                                              "facility_power_w"))
         for k in range(1, n + 1):
             t0, t1 = (k - 1) * dt, k * dt
             while w < len(wins) and wins[w, 1] <= t0:
@@ -376,6 +413,9 @@ class Engine:
             else:
                 yield env.timeout(max(0.0, t1 - env.now))
                 row = site.close_tick(env.now)
+            ci_h = row[i_ci] * dt / 3.6e6
+            self.co2_it_g += row[i_it] * ci_h
+            self.co2_facility_g += row[i_fac] * ci_h
             rec.append(row + self._grid_state(t0 + 0.5 * dt)
                        + (fleet.n_cohorts - queue.n_free, queue.running, len(queue.waiting)))
             if hosts is not None:
@@ -426,6 +466,8 @@ class Engine:
                 ticks = self.env.process(self._ticks(bar))
                 self.env.run(until=ticks)
             self.write_windows()
+            if self.control is not None:
+                self.control.write_hourly(self.folder)
             ok = True
         finally:
             for r in (self.recorder, self.hosts):

@@ -85,6 +85,8 @@ def summarise(engine, *, wall_s: float, peak_rss_mb: float, version: str) -> dic
         "battery": _battery_summary(engine),
         "ffr": _ffr_summary(engine),
         "control": engine.control.summary() if engine.control is not None else None,
+        "co2_it_kg": engine.co2_it_g / 1e3,
+        "co2_facility_kg": engine.co2_facility_g / 1e3,
         "outputs": sorted(["timeseries.parquet", "summary.json"]
                           + (["overview.png"] if sc.outputs.overview_png else [])
                           + (["hosts.parquet"] if sc.outputs.per_host_series else [])
@@ -197,7 +199,15 @@ def _ffr_summary(engine) -> dict | None:
             ev["met_deadline"] = bool(hit.size and t[hit[0]] + fine - a.trigger_s <= ev["deadline_s"] + 1e-9)
             held = (t >= a.full_activation_deadline_s) & (t + fine <= a.support_end_s + 1e-9)
             ev["min_reduction_fraction"] = float((base - grid[held]).min() / reserve_w) if held.any() else None
+            # docs/metrics.md §1: mean meter reduction over [deadline, support end) vs the reserve
+            delivered = float((base - grid[held]).mean()) if held.any() else None
+            ev["delivered_kw"] = None if delivered is None else delivered / 1e3
+            ev["fr_quality"] = None if delivered is None else min(1.0, max(0.0, delivered / reserve_w))
         events.append(ev)
     met = [e.get("met_deadline") for e in events if "met_deadline" in e]
+    q = [e["fr_quality"] for e in events if e.get("fr_quality") is not None]
+    ratio = [e["delivered_kw"] / e["reserve_kw"] for e in events if e.get("delivered_kw") is not None]
     return {"activations": len(events), "battery_reserve_kw": battery_w / 1e3,
-            "all_met_deadline": (all(met) if met else None), "events": events}
+            "all_met_deadline": (all(met) if met else None),
+            "ffr_quality_mean": float(np.mean(q)) if q else None, "ffr_quality_min": float(np.min(q)) if q else None,
+            "ffr_delivered_ratio_mean": float(np.mean(ratio)) if ratio else None, "events": events}

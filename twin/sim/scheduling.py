@@ -53,8 +53,13 @@ class BatchQueue:
         self._nodes: dict[int, np.ndarray] = {}  # running job -> its nodes
         self.backfilled = 0
 
-    def submit(self, i: int) -> None:
-        self.waiting.append(i)
+    def submit(self, i: int, front: bool = False) -> None:
+        """Queue job ``i`` (at the head with ``front``: a job released by the carbon-aware
+        scheduler near its latest start goes first)."""
+        if front:
+            self.waiting.appendleft(i)
+        else:
+            self.waiting.append(i)
         self._schedule()
 
     def start_now(self, i: int, nodes: np.ndarray) -> None:
