@@ -1,7 +1,9 @@
 """Tier 2 (twin/control/tier2_ar.py): the batched RLS AR(p) predictor and the cap split.
 
 Every random generator is seeded; each tolerance is stated beside its check with the
-arithmetic behind it. Nothing here is timed.
+arithmetic behind it. Nothing here is timed (bench/tier2_kernel.py times the backends).
+Every RlsAr test runs on both backends (fixture ``backend``); the numba runs skip, saying
+why, when numba is not importable.
 """
 
 from __future__ import annotations
@@ -10,9 +12,22 @@ import numpy as np
 import pytest
 from scipy.linalg import toeplitz
 
+from twin.control import tier2_ar
 from twin.control.tier2_ar import DELTA, FORGETTING_60S, RlsAr, rebalance_caps, rls_update
 
+try:
+    import numba  # noqa: F401
+    NO_NUMBA = ""
+except ImportError as exc:  # the numpy backend is still tested
+    NO_NUMBA = f"numba is not importable ({exc}): pip install numba"
+needs_numba = pytest.mark.skipif(bool(NO_NUMBA), reason=NO_NUMBA or "numba is importable")
+
 PHI_A = np.array([0.5, -0.3, 0.2, -0.1])  # stationary: largest root modulus 0.74
+
+
+@pytest.fixture(params=["numpy", pytest.param("numba", marks=needs_numba)])
+def backend(request):
+    return request.param
 
 
 def _simulate(phi, c, sigma, n_series, n_ticks, rng, y_init):
@@ -55,7 +70,7 @@ def test_forgetting_gives_sixty_sample_memory():
 # ------------------------------------------------------------------ estimation
 
 
-def test_recovers_known_ar4_coefficients_without_forgetting():
+def test_recovers_known_ar4_coefficients_without_forgetting(backend):
     # 200 series x 3000 samples, λ = 1 (plain recursive LS). Per-series standard error
     # of φ ~ 1/sqrt(3000) ≈ 0.02 (measured sd 0.019-0.021), so the mean over 200 series
     # has se ≈ 0.0015: tolerance 0.01 on each φ_i (≈ 6 se, plus O(1/N) LS bias).
@@ -64,13 +79,13 @@ def test_recovers_known_ar4_coefficients_without_forgetting():
     rng = np.random.default_rng(20240501)
     c = 50.0
     y = _simulate(PHI_A, c, 1.0, 200, 3000, rng, c / (1 - PHI_A.sum()))
-    coef = _feed(RlsAr(200, forgetting=1.0), y).coef
+    coef = _feed(RlsAr(200, forgetting=1.0, backend=backend), y).coef
     np.testing.assert_allclose(coef[:, :4].mean(0), PHI_A, atol=0.01)
     mean_implied = coef[:, 4] / (1.0 - coef[:, :4].sum(1))
     assert mean_implied.mean() == pytest.approx(c / (1 - PHI_A.sum()), abs=0.05)
 
 
-def test_equals_the_batch_weighted_ridge_solution():
+def test_equals_the_batch_weighted_ridge_solution(backend):
     # The recursion must reproduce, to rounding, the minimiser of
     #   Σ_k λ^(K-k) [(y_k - φ_kᵀθ)² + w (θ_j(k) - θ0_j(k))²] + λ^(n_upd) (θ-θ0)ᵀ(I/δ)(θ-θ0),
     # (data rows and the cycling prior pseudo-rows, j(k) = k mod 5, w = (1-λ)·5/δ),
@@ -79,7 +94,7 @@ def test_equals_the_batch_weighted_ridge_solution():
     rng = np.random.default_rng(3)
     lam, delta, p = 0.95, 10.0, 4
     y = _simulate(PHI_A, 0.3, 1.0, 1, 120, rng, 0.0)[:, 0]
-    model = _feed(RlsAr(1, order=p, forgetting=lam, delta=delta), y[:, None])
+    model = _feed(RlsAr(1, order=p, forgetting=lam, delta=delta, backend=backend), y[:, None])
     m, w, theta0 = p + 1, (1 - lam) * (p + 1) / delta, np.r_[1.0, np.zeros(p)]
     ticks = np.arange(p, len(y))                 # ticks at which coefficients are updated
     age = len(y) - 1 - ticks
@@ -95,7 +110,7 @@ def test_equals_the_batch_weighted_ridge_solution():
     np.testing.assert_allclose(model.coef[0], np.linalg.solve(r_mat, r_vec), rtol=0, atol=1e-9)
 
 
-def test_tracks_a_coefficient_change_with_the_time_constant_lambda_implies():
+def test_tracks_a_coefficient_change_with_the_time_constant_lambda_implies(backend):
     # Regime A -> B at tick 600. B is built to share A's mean (100) and autocovariances
     # γ0..γ3 (it differs in γ4: φB = Γ⁻¹[γ1, γ2, γ3, γ4 + 0.3]), so the regressors'
     # second moments are the same in both regimes and the weighted-LS estimate moves
@@ -115,7 +130,7 @@ def test_tracks_a_coefficient_change_with_the_time_constant_lambda_implies():
     for k in range(4, t_end):
         phi, sigma = (PHI_A, 1.0) if k < t_switch else (phi_b, sigma_b)
         y[k] = mu * (1 - phi.sum()) + phi @ y[k - 1:(k - 5 if k > 4 else None):-1] + rng.normal(0, sigma, n)
-    model = RlsAr(n)
+    model = RlsAr(n, backend=backend)
     mean_coef = np.empty((t_end, 5))
     for k in range(t_end):
         model.update(y[k])
@@ -131,13 +146,13 @@ def test_tracks_a_coefficient_change_with_the_time_constant_lambda_implies():
     assert dist[60] == pytest.approx(np.exp(-1.0), abs=0.07)
 
 
-def test_vectorised_equals_a_loop_over_series():
+def test_vectorised_equals_a_loop_over_series(backend):
     # Same arithmetic, batched or one series at a time: equal to rounding (rtol 1e-12).
     rng = np.random.default_rng(11)
     y = np.column_stack([_simulate(PHI_A, c, s, 1, 150, rng, c / 0.7)[:, 0]
                          for c, s in [(50.0, 1.0), (10.0, 3.0), (0.0, 0.1), (200.0, 5.0), (1.0, 0.01)]])
-    batch = RlsAr(5)
-    singles = [RlsAr(1) for _ in range(5)]
+    batch = RlsAr(5, backend=backend)
+    singles = [RlsAr(1, backend=backend) for _ in range(5)]
     for row in y:
         np.testing.assert_allclose(batch.predict(), [s.predict()[0] for s in singles], rtol=1e-12)
         batch.update(row)
@@ -160,8 +175,8 @@ def test_rls_update_is_pure_and_matches_sherman_morrison():
 # ------------------------------------------------------------------ behaviour
 
 
-def test_warm_up_predicts_persistence_then_nan_free():
-    model = RlsAr(2)
+def test_warm_up_predicts_persistence_then_nan_free(backend):
+    model = RlsAr(2, backend=backend)
     assert np.all(np.isnan(model.predict()))
     for k, v in enumerate([5.0, 6.0, 7.0]):
         model.update(np.array([v, -v]))
@@ -172,12 +187,12 @@ def test_warm_up_predicts_persistence_then_nan_free():
     np.testing.assert_array_equal(model.n_samples, [4, 4])
 
 
-def test_constant_series_does_not_wind_up():
+def test_constant_series_does_not_wind_up(backend):
     # A constant series excites one direction of the 5 only. Plain RLS with λ = 1-1/60
     # would grow P in the other four like λ^-k: after 20 000 ticks, e^(20000/60) ≈ 1e144.
     # With the prior kept at weight >= 0.966/δ per coefficient (module docstring), P
     # stays below δ/0.966 = 1.035 δ: tolerance 1.1 δ. Predictions stay exact.
-    model = RlsAr(3)
+    model = RlsAr(3, backend=backend)
     level = np.array([40.0, 0.0, 250.0])
     for _ in range(20_000):
         model.update(level)
@@ -185,7 +200,7 @@ def test_constant_series_does_not_wind_up():
     np.testing.assert_allclose(model.predict(), level, rtol=1e-12, atol=1e-12)
 
 
-def test_intercept_lets_a_noisy_level_revert_to_its_mean():
+def test_intercept_lets_a_noisy_level_revert_to_its_mean(backend):
     # White noise (σ = 3 W) around 250 W. The best one-step predictor is the mean: MAE
     # σ·sqrt(2/π) = 2.394 W; an LS fit of m = 5 coefficients on N_eff = 60 samples
     # inflates the error variance by (1 + m/N_eff), so MAE ≈ 2.394·sqrt(1.083) = 2.49 W
@@ -196,7 +211,7 @@ def test_intercept_lets_a_noisy_level_revert_to_its_mean():
     y = 250.0 + rng.normal(0.0, 3.0, (1000, 100))
     mae = {}
     for intercept in (True, False):
-        model, err = RlsAr(100, intercept=intercept), []
+        model, err = RlsAr(100, intercept=intercept, backend=backend), []
         for k, row in enumerate(y):
             if k >= 500:
                 err.append(np.abs(row - model.predict()))
@@ -206,9 +221,9 @@ def test_intercept_lets_a_noisy_level_revert_to_its_mean():
     assert mae[False] >= 2.394 * np.sqrt(1.25) * 0.98
 
 
-def test_reset_restores_the_prior_for_chosen_series_only():
+def test_reset_restores_the_prior_for_chosen_series_only(backend):
     rng = np.random.default_rng(2)
-    model = _feed(RlsAr(3), 100 + rng.normal(0, 1, (50, 3)))
+    model = _feed(RlsAr(3, backend=backend), 100 + rng.normal(0, 1, (50, 3)))
     before = model.coef
     model.reset(np.array([False, True, False]))
     np.testing.assert_array_equal(model.coef[1], [1, 0, 0, 0, 0])
@@ -221,18 +236,75 @@ def test_reset_restores_the_prior_for_chosen_series_only():
     ({"forgetting": 0.3}, "forgetting"), ({"forgetting": 1.01}, "forgetting"),
     ({"forgetting": float("nan")}, "forgetting"), ({"delta": 0.0}, "delta"),
 ])
-def test_constructor_rejects_bad_parameters(kwargs, match):
+def test_constructor_rejects_bad_parameters(kwargs, match, backend):
     with pytest.raises(ValueError, match=match):
-        RlsAr(**{"n_series": 2, **kwargs})
+        RlsAr(**{"n_series": 2, "backend": backend, **kwargs})
 
 
-def test_update_rejects_bad_samples_and_changes_nothing():
-    model = RlsAr(2)
+def test_update_rejects_bad_samples_and_changes_nothing(backend):
+    model = RlsAr(2, backend=backend)
     with pytest.raises(ValueError, match="shape"):
         model.update(np.zeros(3))
     with pytest.raises(ValueError, match=r"y\[1\]"):
         model.update(np.array([1.0, np.nan]))
     np.testing.assert_array_equal(model.n_samples, [0, 0])
+    np.testing.assert_array_equal(model.coef, np.tile([1.0, 0, 0, 0, 0], (2, 1)))
+
+
+# ------------------------------------------------------------------ backends
+
+
+@needs_numba
+@pytest.mark.parametrize("order, intercept, forgetting", [
+    (4, True, FORGETTING_60S), (2, False, 0.9), (3, True, 1.0)])
+def test_numba_backend_agrees_with_numpy(order, intercept, forgetting):
+    # 2 500 ticks of 64 AR(4) series on scales 1 to 1e3 (utilisation to watts), one held
+    # constant (the unexcited case); every 97 ticks a random fifth of them is reset, so
+    # some series are always warming up (partial readiness). Same arithmetic, summed in
+    # another order (φᵀθ, Pφ) and with P stored as one triangle: the backends agree to
+    # rounding amplified by the conditioning of P, measured <= 5e-11 of each quantity's
+    # largest magnitude. Tolerance 1e-9 relative to that, and the same NaN pattern.
+    rng = np.random.default_rng(17)
+    n = 64
+    scale = 10.0 ** rng.uniform(0.0, 3.0, n)
+    ref, fast = (RlsAr(n, order=order, intercept=intercept, forgetting=forgetting, backend=b)
+                 for b in ("numpy", "numba"))
+    assert (ref.backend, fast.backend) == ("numpy", "numba")
+    x = np.zeros((4, n))                                   # unit-scale AR(4) lags
+    partial = 0
+    for k in range(2_500):
+        x = np.vstack([0.3 + PHI_A @ x + rng.normal(0.0, 0.1, n), x[:-1]])
+        y = scale * x[0]
+        y[0] = 250.0
+        if k % 97 == 50:
+            mask = rng.random(n) < 0.2
+            ref.reset(mask)
+            fast.reset(np.flatnonzero(mask))               # indices or mask, same effect
+        ref.update(y)
+        fast.update(y)
+        partial += 0 < (ref.n_samples < order).sum() < n
+        if k % 50 == 0 or k >= 2_490:
+            for a, b in ((ref.coef, fast.coef), (ref.covariance, fast.covariance),
+                         (ref.predict(), fast.predict())):
+                np.testing.assert_array_equal(np.isnan(b), np.isnan(a))
+                np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-9 * np.nanmax(np.abs(a)))
+            np.testing.assert_array_equal(fast.n_samples, ref.n_samples)
+    assert partial >= 25 * (order - 1)     # 26 resets, each leaves order-1 ticks partly ready
+
+
+def test_backend_choice_fallback_and_errors(monkeypatch):
+    assert RlsAr(2, backend="numpy").backend == "numpy"
+    assert RlsAr(2).backend == ("numpy" if NO_NUMBA else "numba")
+    with pytest.raises(ValueError, match="backend='cuda'"):
+        RlsAr(2, backend="cuda")
+
+    def no_numba():
+        raise ImportError("No module named 'numba'")
+
+    monkeypatch.setattr(tier2_ar, "_numba_kernels", no_numba)   # as if numba were missing
+    assert RlsAr(2, backend="auto").backend == "numpy"              # silently
+    with pytest.raises(ImportError, match="pip install numba"):
+        RlsAr(2, backend="numba")
 
 
 # ------------------------------------------------------------------ rebalance_caps
