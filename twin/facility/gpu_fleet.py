@@ -27,7 +27,7 @@ import numpy as np
 
 from twin.control.plant import check_caps_in_range
 from twin.physics.gpu import (WORKLOADS, GpuProfile, board_power_step, capped_power_w, demand_power_w,
-                              junction_temp_step, load_gpu_fit, mean_board_power_w)
+                              junction_temp_step, load_gpu_fit, mean_board_power_w, throughput_iter_per_s)
 
 GENERIC = -1  # workload index of the uncalibrated generic model (and of idle cohorts)
 
@@ -67,6 +67,7 @@ class GpuFleet:
         self.max_limit_w = np.full(n, profile.max_limit_w)
         check_caps_in_range(np.arange(n), np.full(n, cap_w), self.min_limit_w, self.max_limit_w)
         self.cap_w = np.full(n, float(cap_w))
+        self.base_cap_w = self.cap_w.copy()  # the cap job run times refer to
         self.gpu_util = np.zeros(n)
         self.workload = np.full(n, GENERIC, dtype=np.int64)
         # trace replay: cohorts whose power comes from a measured series (PM100), not a model
@@ -74,6 +75,10 @@ class GpuFleet:
         self.trace_gpu_w = np.zeros(n)  # per GPU
         self.trace_host_w = np.zeros(n)  # per host
         self.class_power_w = np.full(n, profile.idle_w)  # P_class(cap, clock) per cohort (idle for generic)
+        # job progress: full-speed seconds of work done per second (1 uncapped; < 1 where the
+        # cap slows the class's kernels) and its integral, exact between events
+        self.speed = np.ones(n)
+        self.progress_s = np.zeros(n)
         self.host_util = np.zeros(n)
         self.ambient_c = self.fit.ambient_c  # fitted junction "ambient" of the V100 testbed
         self.temp_c = np.full(n, self.ambient_c + profile.r_th_k_per_w * profile.idle_w)
@@ -106,12 +111,21 @@ class GpuFleet:
             idx = np.flatnonzero(idx)
         w = self.workload[idx]
         has = w != GENERIC
+        self.speed[idx] = 1.0
         if has.any():
             sel = idx[has]
             names = np.asarray(WORKLOADS)[w[has]]
             self.class_power_w[sel] = np.maximum(
                 mean_board_power_w(self.cap_w[sel], self.sm_clock_mhz, names, self.fit, self.profile),
                 self.profile.idle_w)
+            # job run times are given at the facility's configured cap (base_cap_w): kernels
+            # run at X(cap)/X(base cap) of that speed for the share util of the time
+            # (the rest, e.g. I/O, is unaffected): speed = 1 / ((1 - util) + util / rho)
+            rho = (throughput_iter_per_s(self.cap_w[sel], self.sm_clock_mhz, names, self.fit, self.profile)
+                   / throughput_iter_per_s(self.base_cap_w[sel], self.sm_clock_mhz, names, self.fit,
+                                           self.profile))
+            util = self.gpu_util[sel]
+            self.speed[sel] = 1.0 / ((1.0 - util) + util / np.maximum(rho, 1e-9))
 
     def _refresh_targets(self) -> None:
         p = self.profile
@@ -178,6 +192,7 @@ class GpuFleet:
                 self._settled_total_w = float(self._settled_cohort_w.sum())
         self.host_energy_j += self.host_power_w * dt
         self.host_energy_total_j += self.host_power_total_w * dt
+        self.progress_s += self.speed * dt
         self.t_s = t_s
 
     def _update_temp(self) -> None:
@@ -206,7 +221,7 @@ class GpuFleet:
         self.host_util[cohorts] = host_util
         self.workload[cohorts] = workload
         self.is_trace[cohorts] = False
-        self._refresh_class_power(cohorts)
+        self._refresh_class_power(cohorts)  # also the cohorts' speed
         self._refresh_targets()
 
     def set_trace_power(self, t_s: float, cohorts, gpu_w, host_w) -> None:
@@ -215,6 +230,7 @@ class GpuFleet:
         if not (np.all(np.asarray(gpu_w) >= 0) and np.all(np.asarray(host_w) >= 0)):
             raise ValueError(f"trace power must be >= 0 W (gpu_w = {gpu_w!r}, host_w = {host_w!r})")
         self.advance_to(t_s)
+        self.speed[cohorts] = 1.0  # measured power: its job's progress is the trace's own
         self.is_trace[cohorts] = True
         self.trace_gpu_w[cohorts] = gpu_w
         self.trace_host_w[cohorts] = host_w

@@ -103,7 +103,10 @@ class FacilityControl:
         if c.tier2 == "rls_ar":
             self.tier2 = RlsAr(n, order=4, forgetting=1.0 - c.tier2_period_s / c.tier2_memory_s)
             self._changed = np.zeros(n, dtype=bool)
-            # a host draws between all-idle and all-at-the-top-limit: predictions are held there
+            # a host draws between all-idle and all-at-the-top-limit: predictions are held there,
+            # and the model is fed per unit of the top, so that the prior (delta = 1e3 around
+            # persistence) weighs the same whatever the host's size (in watts it is ~1e6 times
+            # weaker and near-constant hosts fit large opposite-sign lag coefficients)
             per_host_gpus = fleet.gpu_count / fleet.host_count
             self._host_lo_w = fleet.host_idle_w + per_host_gpus * min(fleet.profile.idle_w, fleet.min_limit_w.min())
             self._host_hi_w = fleet.host_busy_w + per_host_gpus * fleet.max_limit_w
@@ -182,9 +185,9 @@ class FacilityControl:
             if self._changed.any():
                 self.tier2.reset(self._changed)  # a new job on the host: a new process to fit
                 self._changed[:] = False
-            self.tier2.update(y)
+            self.tier2.update(y / self._host_hi_w)  # per unit of the host's top power (see __init__)
             self._mean_w = y
-            self._pred_w = np.clip(self.tier2.predict(), self._host_lo_w, self._host_hi_w)
+            self._pred_w = np.clip(self.tier2.predict() * self._host_hi_w, self._host_lo_w, self._host_hi_w)
             self.tier2_ticks += 1
 
     def load_changed(self, cohorts) -> None:
@@ -329,6 +332,7 @@ class FacilityControl:
             rel = self.island.activate(env.now, RELEASE_LEVEL_HZ, kind="release")
             ev["release_written_s"] = rel.caps_written_latency_s
             yield from self._apply(rel.cap_written_s, rel.caps_w.astype(float))
+            self.engine.queue.reschedule()  # the shed slowed jobs down, the release speeds them up
             self._shedding = False
             if self._caps_pending:
                 self._set_normal_caps()
@@ -363,6 +367,7 @@ class FacilityControl:
         moved = np.flatnonzero(self.normal_cap_w != f.cap_w)
         if moved.size:
             self.plant.set_power_cap_w(moved, self.normal_cap_w[moved])
+            self.engine.queue.reschedule()  # running jobs speed up or slow down
 
     def _ensure_hour(self, now_s: float) -> None:
         """Run the hourly decisions once per hour (at the first call in the hour)."""

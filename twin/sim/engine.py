@@ -293,7 +293,7 @@ class Engine:
         self._host_util = j["host_util"].to_numpy()
         self.queue = BatchQueue(self.env, fac.nodes, j["num_nodes"].to_numpy(), j["run_time_s"].to_numpy(),
                                 j["time_limit_s"].to_numpy(), self._job_started, self._job_ended,
-                                backfill=sc.workload.scheduler == "easy_backfill")
+                                backfill=sc.workload.scheduler == "easy_backfill", progress=self._progress)
         self._flexible = j["flexible"].to_numpy() if "flexible" in j.columns else np.zeros(len(j), dtype=bool)
         self._deadline_s = (j["deadline_s"].to_numpy() if "deadline_s" in j.columns
                             else j["submit_s"].to_numpy() + j["run_time_s"].to_numpy())
@@ -303,6 +303,12 @@ class Engine:
         self.recorder: Recorder | None = None
         self.hosts: HostSeriesRecorder | None = None
         self.window_rows: list[tuple] = []
+
+    def _progress(self, node: int) -> tuple[float, float]:
+        """(work done on ``node``'s cohort so far [full-speed s], its speed now [-])."""
+        f = self.fleet
+        f.advance_to(self.env.now)
+        return float(f.progress_s[node]), float(f.speed[node])
 
     # -- workload events -------------------------------------------------------------
     def _job_started(self, i: int, nodes: np.ndarray) -> None:

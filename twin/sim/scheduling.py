@@ -36,7 +36,8 @@ class BatchQueue:
     """
 
     def __init__(self, env: simpy.Environment, n_nodes: int, num_nodes, run_time_s, time_limit_s,
-                 on_start: Callable, on_end: Callable, backfill: bool = True):
+                 on_start: Callable, on_end: Callable, backfill: bool = True,
+                 progress: Callable | None = None):
         self.env = env
         self.free = np.ones(n_nodes, dtype=bool)
         self.n_free = n_nodes
@@ -52,6 +53,12 @@ class BatchQueue:
         self._limit_end: dict[int, float] = {}  # running job -> start + time limit
         self._nodes: dict[int, np.ndarray] = {}  # running job -> its nodes
         self.backfilled = 0
+        # job progress under power caps: progress(node) -> (full-speed seconds done on the node
+        # since t=-inf, current speed); a job ends when its nodes have done run_time_s of work
+        self.progress = progress
+        self._p0: dict[int, float] = {}       # running job -> its first node's progress at start
+        self._version: dict[int, int] = {}    # running job -> id of its live end check
+        self.stretched = 0
 
     def submit(self, i: int, front: bool = False) -> None:
         """Queue job ``i`` (at the head with ``front``: a job released by the carbon-aware
@@ -81,8 +88,44 @@ class BatchQueue:
         self._limit_end[i] = self.env.now + self.time_limit_s[i]
         self._nodes[i] = nodes
         self.on_start(i, nodes)
-        done = self.env.timeout(float(self.run_time_s[i]))
-        done.callbacks.append(lambda _ev, i=i, nodes=nodes: self._end(i, nodes))
+        if self.progress is None:
+            done = self.env.timeout(float(self.run_time_s[i]))
+            done.callbacks.append(lambda _ev, i=i, nodes=nodes: self._end(i, nodes))
+            return
+        self._p0[i] = self.progress(int(nodes[0]))[0]
+        self._version[i] = 0
+        self._check_at(i, nodes)
+
+    def _remaining_s(self, i: int, nodes: np.ndarray) -> tuple[float, float]:
+        done, speed = self.progress(int(nodes[0]))
+        return float(self.run_time_s[i]) - (done - self._p0[i]), speed
+
+    def _check_at(self, i: int, nodes: np.ndarray) -> None:
+        """Schedule job i's end check when its remaining work is done at the current speed."""
+        left, speed = self._remaining_s(i, nodes)
+        v = self._version[i]
+        ev = self.env.timeout(max(left, 0.0) / max(speed, 1e-12))
+        ev.callbacks.append(lambda _ev, i=i, nodes=nodes, v=v: self._check(i, nodes, v))
+
+    def _check(self, i: int, nodes: np.ndarray, v: int) -> None:
+        if self._version.get(i) != v:
+            return  # superseded by a reschedule
+        left, _ = self._remaining_s(i, nodes)
+        if left <= 1e-6 * max(1.0, float(self.run_time_s[i])):
+            del self._version[i], self._p0[i]
+            self._end(i, nodes)
+        else:  # slowed since the check was set: look again when the rest is done
+            self.stretched += 1
+            self._check_at(i, nodes)
+
+    def reschedule(self) -> None:
+        """Re-plan every running job's end after a speed change (caps raised or lowered)."""
+        if self.progress is None:
+            return
+        for i, nodes in list(self._nodes.items()):
+            if i in self._version:
+                self._version[i] += 1
+                self._check_at(i, nodes)
 
     def _take(self, i: int) -> None:
         self._start(i, np.flatnonzero(self.free)[: self.num_nodes[i]])
