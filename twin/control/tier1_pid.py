@@ -3,23 +3,37 @@
 The controlled variable is board power ``y`` [W per GPU], the actuator the power cap
 ``u`` [W]. Per cohort, vectorised over cohorts (position form, tick ``Ts``):
 
-    e[k] = r[k] - y[k]                                   r: power setpoint [W]
-    I[k] = clip(I[k-1] + ki * Ts * e[k], -I_max, I_max)  held instead while u is saturated
-                                                         and e pushes it further (anti-windup)
-    D[k] = kd * (e[k] - e[k-1]) / Ts                     0 on a window's first tick
-    u[k] = clip(r[k] + kp * e[k] + I[k] + D[k], u_min, u_max)
+    e[k] = r[k] - y[k]                                     r: power setpoint [W]
+    P[k] = kp * e[k] if e[k] > 0 else kp_down * e[k]       gain by the sign of the error
+    D[k] = kd * (e[k] - e[k-1]) / Ts                       0 on a window's first tick
+    I    = I[k-1] * r[k] / r[k-1]                          the offset scales with a new setpoint,
+                                                           and a step down keeps min(I, 0)
+    I[k] = clip(I + ki * Ts * e[k], -I_max, I_max)         only while the lag model is at rest,
+                                                           and never past an output limit
+    u[k] = clip(r[k] / eta_ff + P[k] + I[k] + D[k], u_min, u_max)
 
-The setpoint itself is a feedforward: where the cap binds, board power settles at
-``eta * cap`` (eta = 0.98, docs/models.md §1), so ``u = r`` is already within 2 % and the
-PID only removes the residual and speeds up the slow rising lag. ``I`` is kept in watts
-(``ki`` inside), so the clamp ``I_max`` is a power and a gain change is bumpless.
-``[u_min, u_max]`` is the plant's power-limit range, lowered to the fallback cap (200 W)
-while the thermal model's junction estimate is above 85 °C.
+**Feedforward.** Where the cap binds, board power settles at ``eta * cap`` (eta = 0.98,
+docs/models.md §1), so ``u = r / eta_ff`` lands on the setpoint; the integral (kept in
+watts, ``ki`` inside, so the clamp is a power) removes what is left: a plant whose
+ratio differs (the fakes' ``min(demand, cap)``: I < 0, rescaled with the setpoint), or the
+larger offset near a workload's uncapped power (I > 0; a step down leaves that region, so
+it is dropped: landing a cut too low would cost the dead time below).
 
-Gains (kp = 0.5, ki = 10 1/s, kd = 0) were tuned on the fitted V100 plant (tau_down 15.6
-ms, tau_up 249 ms, NVML sample-and-hold 20 ms, optional 110 ms rising dead time);
-method and values: docs/parameters.md. :func:`loop_spectral_radius` is the linear
-stability check used there.
+**The plant is asymmetric** (fitted V100, docs/models.md §2): a cut acts at once and power
+falls with tau_down = 15.6 ms, faster than the 20 ms NVML refresh; a raise waits a 110 ms
+dead time and then rises with 143.5 ms. Hence: (1) no proportional kick on a cut
+(``kp_down = 0``): a cap driven below its final value can only come back through the dead
+time; (2) ``kp`` pushes the cap above the target while power is below the setpoint, and
+takes that overdrive back by cuts as power rises, so the approach is not delayed; (3) the
+integral integrates only errors the plant's known dynamics do not explain: it is held
+while :func:`lag_model_step` (a model of the fitted cap-step response, driven by the caps
+written) predicts the plant is still answering a command, so nothing winds up during a
+fall or a dead time. ``[u_min, u_max]`` is the plant's power-limit range, lowered to the
+fallback cap (200 W) while the thermal model's junction estimate is above 85 °C.
+
+Constants and their origins: :class:`PidParams` and docs/parameters.md (Tier 1), where
+the step responses before and after this law are tabled. :func:`loop_spectral_radius` is
+the linear stability check used there.
 
 :class:`Tier1Controller` is the SimPy process: it sleeps until :meth:`~Tier1Controller.wake`
 (a setpoint step, a trigger), ticks every ``tick_s`` reading ``plant.read_power_w()`` and
@@ -49,18 +63,32 @@ class PidParams:
 
     Attributes
     ----------
+    eta_ff : float
+        Feedforward ``u = r / eta_ff`` [-], > 0: the fitted V100 cap-to-power ratio where the
+        cap binds (0.98, docs/models.md §1).
     kp : float
-        Proportional gain [W of cap per W of error], >= 0.
+        Proportional gain while power is below the setpoint [W of cap per W of error], >= 0
+        (chosen: 1.0, docs/parameters.md).
+    kp_down : float
+        Proportional gain while power is above the setpoint [W/W], >= 0 (chosen: 0, no
+        kick below the target on a cut).
     ki : float
         Integral gain [1/s], >= 0.
     kd : float
         Derivative gain [s], >= 0.
     tick_s : float
         Control period [s], > 0 (paper: 5 ms, 200 Hz).
+    model_tau_down_s, model_tau_up_s : float
+        Lag model of :func:`lag_model_step`: fall and (after the dead time) rise time
+        constants [s], > 0. Fitted V100: tau_down 15.6 ms, tau_up_after_delay 143.5 ms
+        (:meth:`for_profile` takes them from a profile).
+    model_rise_delay_s : float
+        Dead time of a raise in the model [s], >= 0 (fitted V100: 110.1 ms).
     integral_limit_w : float
         Anti-windup clamp on the integral term [W], >= 0.
     write_deadband_w : float
-        A cohort's cap is written only if it moves more than this [W], >= 0.
+        A cohort's cap is written only if it moves more than this [W], >= 0. Also the lag
+        model's rest band: a command change no larger is not written, so no transient.
     settle_band_frac : float
         Settled band: ``|e| <= settle_band_frac * |r|`` [-], > 0.
     settle_samples : int
@@ -78,10 +106,15 @@ class PidParams:
         Thermal RC model of the junction [K/W, s, °C] (fitted V100 values).
     """
 
-    kp: float = 0.5
+    eta_ff: float = 0.98
+    kp: float = 1.0
+    kp_down: float = 0.0
     ki: float = 10.0
     kd: float = 0.0
     tick_s: float = 0.005
+    model_tau_down_s: float = _V100.tau_down_s
+    model_tau_up_s: float = _V100.tau_up_after_delay_s
+    model_rise_delay_s: float = _V100.rise_delay_s
     integral_limit_w: float = 25.0
     write_deadband_w: float = 1.0
     settle_band_frac: float = 0.02
@@ -95,11 +128,11 @@ class PidParams:
     ambient_c: float = 33.9  # the V100 fit's junction ambient (gpu_v100_fit.json; a test checks)
 
     def __post_init__(self):
-        for name in ("kp", "ki", "kd", "integral_limit_w", "write_deadband_w", "temp_hysteresis_k", "r_th_k_per_w"):
+        for name in ("kp", "kp_down", "ki", "kd", "model_rise_delay_s", "integral_limit_w", "write_deadband_w", "temp_hysteresis_k", "r_th_k_per_w"):
             v = getattr(self, name)
             if not (v >= 0 and math.isfinite(v)):
                 raise ValueError(f"{name} = {v!r}: expected a finite number >= 0")
-        for name in ("tick_s", "settle_band_frac", "fallback_cap_w", "tau_th_s"):
+        for name in ("eta_ff", "tick_s", "model_tau_down_s", "model_tau_up_s", "settle_band_frac", "fallback_cap_w", "tau_th_s"):
             v = getattr(self, name)
             if not (v > 0 and math.isfinite(v)):
                 raise ValueError(f"{name} = {v!r}: expected a finite number > 0")
@@ -112,25 +145,95 @@ class PidParams:
 
     @classmethod
     def for_profile(cls, profile: GpuProfile, **overrides) -> PidParams:
-        """Defaults with the thermal RC of ``profile`` (``overrides`` win)."""
-        thermal = {"r_th_k_per_w": profile.r_th_k_per_w, "tau_th_s": profile.tau_th_s}
-        return replace(cls(), **{**thermal, **overrides})
+        """Defaults with the thermal RC and the cap-step dynamics of ``profile`` (``overrides`` win)."""
+        delayed = profile.rise_delay_s > 0 and profile.tau_up_after_delay_s is not None  # as GpuFleet
+        fitted = {"r_th_k_per_w": profile.r_th_k_per_w, "tau_th_s": profile.tau_th_s,
+                  "model_tau_down_s": profile.tau_down_s,
+                  "model_tau_up_s": profile.tau_up_after_delay_s if delayed else profile.tau_up_s,
+                  "model_rise_delay_s": profile.rise_delay_s}
+        return replace(cls(), **{**fitted, **overrides})
 
 
 @dataclass(frozen=True)
 class PidState:
-    """Per-cohort PID memory: integral term [W] and previous error [W] (NaN: none)."""
+    """Per-cohort PID memory (arrays over cohorts).
+
+    ``integral_w``: the integral term [W]; ``prev_error_w``: the previous error [W] (NaN:
+    none, a window's first tick); ``setpoint_w``: the previous setpoint [W]. The lag model
+    of :func:`lag_model_step`: ``model_w``, the board power it predicts [W]; ``force_w``,
+    the command in force in it [W]; ``pending_w`` and ``pending_s``, a raise waiting out
+    the dead time [W] and the time it has left [s] (0: none). ``None`` (the default for
+    all five): no history, the model at rest on the first reading.
+    """
 
     integral_w: np.ndarray
     prev_error_w: np.ndarray
+    model_w: np.ndarray | None = None
+    force_w: np.ndarray | None = None
+    pending_w: np.ndarray | None = None
+    pending_s: np.ndarray | None = None
+    setpoint_w: np.ndarray | None = None
 
     @classmethod
     def zeros(cls, n: int) -> PidState:
         return cls(np.zeros(n), np.full(n, np.nan))
 
 
+def lag_model_step(model_w, force_w, pending_w, pending_s, command_w, params: PidParams):
+    """Advance the controller's model of the plant by one tick; pure, vectorised.
+
+    The fitted cap-step response (docs/models.md §2), driven by the command ``eta_ff * (u -
+    I)`` [W]: the board power the cap asks for, the integral's static offset left out. A
+    cut acts at once and voids a pending raise; a raise of more than ``write_deadband_w``
+    waits ``model_rise_delay_s`` (a raise already pending keeps its time and takes the
+    latest value, as :class:`~twin.facility.gpu_fleet.GpuFleet` does); the predicted power
+    follows the command in force through ``model_tau_down_s`` (falling) or
+    ``model_tau_up_s`` (rising), exactly over one tick.
+
+    Parameters
+    ----------
+    model_w, force_w : array
+        Predicted power and command in force [W].
+    pending_w, pending_s : array
+        Raise waiting [W] (NaN: none) and its time left [s] (0: none).
+    command_w : array
+        This tick's command [W].
+    params : PidParams
+
+    Returns
+    -------
+    tuple of array
+        ``(model_w, force_w, pending_w, pending_s)`` one tick later.
+    """
+    ts = params.tick_s
+    v = np.asarray(command_w, dtype=float)
+    force_w = np.where(v < force_w, v, force_w)
+    rising = v > force_w + params.write_deadband_w
+    pending_s = np.where(rising, np.where(pending_s > 0, pending_s, params.model_rise_delay_s), 0.0) - ts
+    pending_w = np.where(rising, v, np.nan)
+    due = rising & (pending_s <= 1e-9)
+    force_w = np.where(due, v, force_w)
+    pending_s = np.where(rising & ~due, pending_s, 0.0)
+    tau = np.where(force_w < model_w, params.model_tau_down_s, params.model_tau_up_s)
+    model_w = force_w + (model_w - force_w) * np.exp(-ts / tau)
+    return model_w, force_w, pending_w, pending_s
+
+
+def model_at_rest(state: PidState, params: PidParams) -> np.ndarray:
+    """Cohorts whose lag model has answered its last command: no raise pending and the
+    predicted power within ``write_deadband_w`` of the command in force; pure (no model: True)."""
+    if state.model_w is None:
+        return np.ones(np.shape(state.integral_w), dtype=bool)
+    return (state.pending_s <= 0) & (np.abs(state.model_w - state.force_w) <= params.write_deadband_w)
+
+
 def pid_step(state: PidState, setpoint_w, measured_w, min_w, max_w, params: PidParams) -> tuple[PidState, np.ndarray]:
     """One PID tick for every cohort: ``(new state, cap [W])``; pure.
+
+    The law of the module docstring. The integral is held where the lag model has not
+    answered its last command, or this tick's command (I held) would start a new
+    transient; it integrates the output up to a limit in the direction ``e`` pushes, not
+    past it (so a cohort pushing in vain ends with its cap at the limit).
 
     Parameters
     ----------
@@ -142,18 +245,40 @@ def pid_step(state: PidState, setpoint_w, measured_w, min_w, max_w, params: PidP
     params : PidParams
     """
     r = np.asarray(setpoint_w, dtype=float)
-    e = r - np.asarray(measured_w, dtype=float)
-    ts = params.tick_s
-    d = np.where(np.isnan(state.prev_error_w), 0.0, params.kd * (e - state.prev_error_w) / ts)
-    base = r + params.kp * e + d
-    trial = state.integral_w + params.ki * ts * e
-    u_trial = base + trial
-    # conditional integration: freeze I while the output saturates in the direction e pushes
-    frozen = ((u_trial > max_w) & (e > 0)) | ((u_trial < min_w) & (e < 0))
+    y = np.asarray(measured_w, dtype=float)
+    e = r - y
+    ts, eta, band = params.tick_s, params.eta_ff, params.write_deadband_w
+    first = np.isnan(state.prev_error_w)
+    d = np.where(first, 0.0, params.kd * (e - state.prev_error_w) / ts)
+    base = r / eta + np.where(e > 0, params.kp, params.kp_down) * e + d
+    # the lag model starts a window at rest on its last command (the plant settled, or
+    # pushed in vain, while the controller slept); with no model yet, at rest on y
+    if state.model_w is None:
+        model = (np.broadcast_to(y, r.shape).astype(float),) * 2 + (np.full(r.shape, np.nan), np.zeros(r.shape))
+    else:
+        force_w = np.where(first & (state.pending_s > 0), state.pending_w, state.force_w)
+        model = (np.where(first, force_w, state.model_w), force_w, state.pending_w,
+                 np.where(first, 0.0, state.pending_s))
+    integral = state.integral_w
+    if state.setpoint_w is not None:
+        # a new setpoint: the offset scales with the level; a step down sheds the part above
+        # the feedforward (near a workload's uncapped power, where the lower level is not)
+        r_old = np.where(state.setpoint_w > 0, state.setpoint_w, np.nan)
+        integral = np.where(np.isfinite(r_old), integral * r / r_old, integral)
+        integral = np.where(r < r_old, np.minimum(integral, 0.0), integral)
+    # integrate only errors the model does not explain: it has answered the last command
+    # and this tick's command (I held) starts no new transient
+    command_w = eta * (np.clip(base + integral, min_w, max_w) - integral)
+    quiet = model_at_rest(PidState(integral, e, *model), params) & (np.abs(command_w - model[1]) <= band)
+    trial = integral + params.ki * ts * e
+    # anti-windup: integrate the output up to a limit in the direction e pushes, not past it
+    trial = np.where(e > 0, np.minimum(trial, np.maximum(integral, max_w - base)),
+                     np.maximum(trial, np.minimum(integral, min_w - base)))
     lim = params.integral_limit_w
-    integral = np.clip(np.where(frozen, state.integral_w, trial), -lim, lim)
+    integral = np.clip(np.where(quiet, trial, integral), -lim, lim)
     cap = np.clip(base + integral, min_w, max_w)
-    return PidState(integral, e), cap
+    model = lag_model_step(*model, eta * (cap - integral), params)
+    return PidState(integral, e, *model, r), cap
 
 
 def thermal_max_w(temp_c, hot, min_w, max_w, params: PidParams) -> tuple[np.ndarray, np.ndarray]:
@@ -187,14 +312,21 @@ def time_to_temp_s(temp_c, power_w, threshold_c, params: PidParams):
 
 
 def loop_spectral_radius(params: PidParams, tau_s: float, gain: float = 1.0, hold_ticks: int = 4,
-                         delay_ticks: int = 0) -> float:
+                         delay_ticks: int = 0, falling: bool = False) -> float:
     """Per-tick spectral radius of the linearised closed loop (< 1: stable).
 
     Plant: ``p[k+1] = a p[k] + (1 - a) gain u[k - delay_ticks]``, ``a = exp(-Ts / tau_s)``
     (one branch of the asymmetric lag); measurement held for ``hold_ticks`` ticks
-    (NVML sample-and-hold); the PID of :func:`pid_step` without saturation. The loop is
-    periodic in ``hold_ticks``, so the radius is that of the product of one period's
-    tick maps, to the power ``1 / hold_ticks``.
+    (NVML sample-and-hold); the PID of :func:`pid_step` without saturation, with the
+    proportional gain of one side: ``kp`` (power below the setpoint) or, if ``falling``,
+    ``kp_down`` (above it), and the integral always on (the lag model's hold left out).
+    The loop is periodic in ``hold_ticks``, so the radius is that of the product of one
+    period's tick maps, to the power ``1 / hold_ticks``.
+
+    The branches of :func:`pid_step` on the fitted plant: power above the setpoint falls
+    (``tau_down``, ``falling=True``, no delay); power below it rises toward a cap that
+    ``kp`` then takes back by cuts, which act at once (``tau_up_after_delay``, no delay);
+    ``delay_ticks`` puts the rise delay on every move, a conservative bound.
     """
     ts, n = params.tick_s, 4 + delay_ticks
     a = math.exp(-ts / tau_s)
@@ -204,7 +336,7 @@ def loop_spectral_radius(params: PidParams, tau_s: float, gain: float = 1.0, hol
         held = eye[0] if k == 0 else eye[2]
         e = -held
         integ = eye[1] + params.ki * ts * e
-        u = params.kp * e + integ + params.kd * (e - eye[3]) / ts
+        u = (params.kp_down if falling else params.kp) * e + integ + params.kd * (e - eye[3]) / ts
         applied = u if delay_ticks == 0 else eye[n - 1]
         m = np.zeros((n, n))
         m[0] = a * eye[0] + (1 - a) * gain * applied
@@ -295,7 +427,7 @@ class Tier1Controller:
             self._count[:] = 0
             self._ref_w[:] = np.nan
             self._ref_cap_w[:] = np.nan
-            self.state = PidState(self.state.integral_w, np.full(self.state.integral_w.shape, np.nan))
+            self.state = replace(self.state, prev_error_w=np.full(self.state.integral_w.shape, np.nan))
             while not self._tick():
                 yield self.env.timeout(p.tick_s)
             self.awake = False
@@ -316,9 +448,12 @@ class Tier1Controller:
 
     def _exhausted(self, e: np.ndarray, cap_w: np.ndarray) -> np.ndarray:
         """Cohorts the PID can push no further toward their setpoint: the cap saturated, or
-        the integral at its clamp, in the direction of the error (e.g. demand below setpoint)."""
+        the integral at its clamp, in the direction of the error (e.g. demand below setpoint),
+        and no raise waiting out its dead time in the lag model (not answered yet)."""
         i, lim = self.state.integral_w, self.params.integral_limit_w
-        return (((cap_w >= self._hi_w) | (i >= lim)) & (e > 0)) | (((cap_w <= self.min_w) | (i <= -lim)) & (e < 0))
+        pushing = (((cap_w >= self._hi_w) | (i >= lim)) & (e > 0)) | (((cap_w <= self.min_w) | (i <= -lim)) & (e < 0))
+        waiting = np.zeros(e.shape, dtype=bool) if self.state.pending_s is None else self.state.pending_s > 0
+        return pushing & ~waiting  # not while a raise waits out its dead time
 
     def _tick(self) -> bool:
         """One control tick; True once every cohort has settled."""
@@ -328,8 +463,9 @@ class Tier1Controller:
         ctrl = ~np.isnan(self.setpoint_w)
         r = np.where(ctrl, self.setpoint_w, y)
         state, cap = pid_step(self.state, r, y, self.min_w, self._hi_w, p)
-        self.state = PidState(np.where(ctrl, state.integral_w, self.state.integral_w),
-                              np.where(ctrl, state.prev_error_w, np.nan))
+        # uncontrolled cohorts keep their integral; their model follows the measured power
+        self.state = replace(state, integral_w=np.where(ctrl, state.integral_w, self.state.integral_w),
+                             prev_error_w=np.where(ctrl, state.prev_error_w, np.nan))
         cap = np.where(ctrl, cap, np.minimum(self._cap_w, self._hi_w))  # uncontrolled: thermal only
         write = (np.abs(cap - self._cap_w) > p.write_deadband_w) | (self._cap_w > self._hi_w)
         if write.any():
@@ -338,11 +474,12 @@ class Tier1Controller:
             self._cap_w[idx] = cap[idx]
             self.writes += 1
             self.cohort_writes += idx.size
-        # settled: in band (or pushing in vain: exhausted, power steady), the cap at rest
+        # settled: in band (or pushing in vain: exhausted, power steady), the cap and the lag
+        # model at rest (the plant has answered the last cap written)
         e = r - y
         band = p.settle_band_frac * np.abs(r)
         steady_sat = self._exhausted(e, self._cap_w) & (np.abs(y - self._ref_w) <= band)
-        at_rest = np.abs(cap - self._ref_cap_w) <= p.write_deadband_w
+        at_rest = (np.abs(cap - self._ref_cap_w) <= p.write_deadband_w) & model_at_rest(self.state, p)
         ok = ~ctrl | (((np.abs(e) <= band) | steady_sat) & at_rest)
         self._ref_w = np.where(steady_sat, self._ref_w, y)
         self._ref_cap_w = np.where(ok, self._ref_cap_w, cap)
