@@ -26,7 +26,7 @@ or ``seasonal_naive`` look-ahead of 24 distinct values marks exactly 8 hours hig
 Pure functions (:func:`forecast_hourly`, :func:`deferral_threshold`,
 :func:`high_signal_windows_s`, :func:`planned_start_s`, :func:`should_defer`,
 :func:`throttle_cap_fraction`) and a thin :class:`CarbonScheduler` that keeps the last
-hour's forecast. Nothing reads a clock. Constants: ``docs/parameters_tier3.md``.
+hour's forecast. Nothing reads a clock. Constants: ``docs/parameters.md``.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ _SEASON_H = 24
 
 @dataclass(frozen=True)
 class SchedulerParams:
-    """Scheduler constants (sources in the module docstring and ``docs/parameters_tier3.md``)."""
+    """Scheduler constants (sources in the module docstring and ``docs/parameters.md``)."""
 
     forecast: str = "perfect"
     lookahead_h: int = LOOKAHEAD_H

@@ -9,7 +9,7 @@ facility meter*, carbon). The facility meter is seen through an injected facilit
 model ``F: it_power_w -> facility_power_w`` (e.g. the paper's Eq. 4,
 :func:`twin.physics.cooling.facility_power_w` with the site's coefficients bound); the
 CI-only variant of §4 (E8) uses ``F(p) = p``. Every formula is in ``docs/metrics.md``
-(§1, §6) and every constant in ``docs/parameters_tier3.md``. For one hour with carbon
+(§1, §6) and every constant in ``docs/parameters.md``. For one hour with carbon
 intensity ``CI``, carbon-free fraction ``cff`` and a meter-side FFR commitment ``R``:
 
 ``e(u)      = F(u P_max) / F(P_max)``                          facility energy, normalised [-]
@@ -68,7 +68,7 @@ FacilityPowerFn = Callable[[np.ndarray], np.ndarray]
 
 @dataclass(frozen=True)
 class Tier3Params:
-    """Weights and search grid of the Tier-3 selector (values: ``docs/parameters_tier3.md``).
+    """Weights and search grid of the Tier-3 selector (values: ``docs/parameters.md``).
 
     Attributes
     ----------
