@@ -144,6 +144,9 @@ def _print_summary(folder: Path) -> None:
 
     s = json.loads((folder / "summary.json").read_text())
     print(f"results: {folder}  ({', '.join(s['outputs'])})")
+    if s.get("power_study"):
+        _print_power_study(s)
+        return
     print(f"  IT energy {s['it_energy_kwh']:,.0f} kWh, facility {s['facility_energy_kwh']:,.0f} kWh, "
           f"PUE {s['pue_mean']:.3f} (tick max {s['pue_max']:.3f}), peak {s['peak_facility_power_kw']:,.0f} kW, "
           f"CO2 {s['co2_kg']:,.0f} kg")
@@ -163,6 +166,34 @@ def _print_summary(folder: Path) -> None:
     print(f"  energy balance off by {s['energy_balance_rel_error']:.1e} (limit 1e-3); CFE share "
           f"{_fmt(s['cfe'], '.3f')}")
     print(f"  simulated {s['duration_h']:g} h at {s['base_tick_s']:g} s in {s['wall_s']:.2f} s "
+          f"({s['real_time_factor']:,.0f}x real time), peak RSS {s['peak_rss_mb']:.0f} MB")
+
+
+def _print_power_study(s: dict) -> None:
+    """The result block of a power study (twin/sim/power_study.py)."""
+    on, off = s["smoothing_on"], s["smoothing_off"]
+    print(f"  power study: meter ramp limit {on['ramp_limit_mw_per_s']:g} MW/s on 100 ms averages")
+    for label, v in (("smoothing on ", on), ("smoothing off", off)):
+        bat = (f", battery throughput {v['battery_throughput_mwh']:.2f} MWh, SoC {v['soc_min']:.3f}-"
+               f"{v['soc_max']:.3f}" if "battery_throughput_mwh" in v else "")
+        print(f"  {label}: max ramp {v['max_meter_ramp_mw_per_s']:,.1f} MW/s, destabilising events "
+              f"{v['destabilising_events_dcpi']} (DCPI) / {v['destabilising_events_configured']} "
+              f"({v['configured_rule']}), floor {v['floor_energy_mwh']:.3f} MWh, throttled "
+              f"{v['throttled_energy_mwh']:.3f} MWh{bat}, PUE {_fmt(v['pue'], '.3f')}")
+    if "ageing_cost_usd_blast" in on:
+        print(f"  battery ageing (smoothing on): {on['ageing_cost_usd_blast']:,.0f} USD (BLAST fade), "
+              f"{on['ageing_cost_usd_throughput']:,.0f} USD (throughput)")
+    pr = s["preparation"]
+    jobs = pr["prepared"]["supply_overshoot"]["per_job_k"]
+    over = ", ".join(f"{j} {_fmt(jobs[j], '.2f')} K prepared / "
+                     f"{_fmt(pr['unprepared']['supply_overshoot']['per_job_k'][j], '.2f')} K not" for j in jobs)
+    print(f"  coolant supply overshoot after job starts: {over or 'n/a'}; PF {on['power_factor_mean']:.3f}, "
+          f"THD {on['thd_mean']:.3f}")
+    sheds = [d for d in s["shedding"] if d["action"] == "shed"]
+    print(f"  faults {len(s['switch_events'])}, grid events {len(s['grid_events']['smoothing_on'])}, "
+          f"shedding decisions {len(sheds)} (critical never shed), unserved IT {s['unserved_it_energy_mwh']:.3f} MWh")
+    print(f"  energy balance off by {s['energy_balance_rel_error']:.1e} (limit {s['energy_balance_tolerance']:g})")
+    print(f"  simulated {s['duration_h']:g} h at {s['base_tick_s']:g} s x 3 variants in {s['wall_s']:.2f} s "
           f"({s['real_time_factor']:,.0f}x real time), peak RSS {s['peak_rss_mb']:.0f} MB")
 
 

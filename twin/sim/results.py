@@ -51,17 +51,24 @@ def run_to_folder(scenario: Scenario, out_root: Path, *, force: bool = False, pr
     previous = signal.signal(signal.SIGTERM, _raise_on_sigterm) if _is_main_thread() else None
     try:
         wall0 = time.perf_counter()
-        engine = Engine(scenario, tmp, progress=progress)
-        engine.run()
-        wall_s = time.perf_counter() - wall0
-        engine.site.ledger.check()  # raises EnergyBalanceError: no results for a leaking run
-        summary = summarise(engine, wall_s=wall_s, peak_rss_mb=peak_rss_mb(), version=__version__)
-        if scenario.outputs.overview_png:
-            t_s, coarse = engine.recorder.coarse()
-            plot_overview(tmp / "overview.png", scenario.start, t_s, coarse,
-                          f"{scenario.name}: {scenario.facility.nodes} nodes x {scenario.facility.gpus_per_node} "
-                          f"{scenario.facility.gpu_model}, grid {scenario.grid.country}")
-        (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        if scenario.training is not None:  # a power study (issue 8): its own runner, same atomic folder
+            from twin.sim.power_study import run_power_study, write_summary
+
+            # raises PowerStudyBalanceError (an EnergyBalanceError): no results for a leaking run
+            write_summary(tmp / "summary.json", run_power_study(scenario, tmp, version=__version__))
+        else:
+            engine = Engine(scenario, tmp, progress=progress)
+            engine.run()
+            wall_s = time.perf_counter() - wall0
+            engine.site.ledger.check()  # raises EnergyBalanceError: no results for a leaking run
+            summary = summarise(engine, wall_s=wall_s, peak_rss_mb=peak_rss_mb(), version=__version__)
+            if scenario.outputs.overview_png:
+                t_s, coarse = engine.recorder.coarse()
+                plot_overview(tmp / "overview.png", scenario.start, t_s, coarse,
+                              f"{scenario.name}: {scenario.facility.nodes} nodes x "
+                              f"{scenario.facility.gpus_per_node} {scenario.facility.gpu_model}, grid "
+                              f"{scenario.grid.country}")
+            (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         if final.exists():
             old = out_root / f".{scenario.name}.old-{os.getpid()}"
             final.rename(old)
