@@ -8,12 +8,14 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 OUT    ?= results
 
-.PHONY: help venv demo test test-all clean
+.PHONY: help venv demo test test-all bench bench-long clean
 
 help:
 	@echo "make demo      set up .venv and run scenarios/quickstart.toml into $(OUT)/quickstart/"
 	@echo "make test      set up .venv and run the test suite (slow tests excluded)"
 	@echo "make test-all  the whole suite, slow tests included"
+	@echo "make bench     benchmarks (bench/run.py: m100_day, host100_day, gw_day, scaling), JSON on stdout"
+	@echo "make bench-long  the year-long benchmark (m100_year, up to ~1 h)"
 	@echo "make clean     remove .venv and $(OUT)/"
 
 $(STAMP): pyproject.toml
@@ -33,6 +35,13 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest --durations=15 -m "slow or not slow"
+
+bench: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider bench/test_fastpath.py
+	$(BIN)/python bench/run.py --repeat 3 --json
+
+bench-long: $(STAMP)
+	$(BIN)/python bench/run.py --only m100_year --repeat 1 --json
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache

@@ -28,8 +28,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
-
 from twin.physics.battery import (
     KELVIN_AT_0_C,
     LFP_GR_250AH_PRISMATIC_2019,
@@ -372,7 +370,8 @@ class Battery:
     def _accumulate(self, soc0: float, soc1: float, stored_w: float, throughput_j: float, dt: float) -> None:
         """Add one constant-power step to the open window (BLAST-Lite stressors, §8.1)."""
         temp_k = self.temp_c + KELVIN_AT_0_C
-        ua0, ua1 = anode_potential_v(np.clip([soc0, soc1], 0.0, 1.0))
+        ua0 = anode_potential_v(min(max(soc0, 0.0), 1.0))  # scalar fast path (no per-tick arrays)
+        ua1 = anode_potential_v(min(max(soc1, 0.0), 1.0))
         # k_cal at the step's two SoC samples, trapezoid in time (BLAST: np.trapz over samples)
         k0 = lfp_calendar_rate(temp_k, ua0, self.ageing_params)
         k1 = lfp_calendar_rate(temp_k, ua1, self.ageing_params)

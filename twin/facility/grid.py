@@ -42,6 +42,7 @@ class CarbonSignal:
             raise ValueError("carbon intensity values must be finite and >= 0 gCO2eq/kWh")
         self.first_hour = first_hour
         self.offset_s = (start - first_hour).total_seconds()
+        self._values_list, self._cff_list = self.values.tolist(), self.cff.tolist()  # per-tick lookups
         if self.offset_s < 0:
             raise ValueError(f"carbon series starts at {first_hour.isoformat()}, after the run start {start.isoformat()}")
 
@@ -58,9 +59,9 @@ class CarbonSignal:
 
     def at(self, t_s: float) -> float:
         """Carbon intensity at simulation time ``t_s`` [gCO2eq/kWh]."""
-        return float(self.values[self._hour(t_s)])
+        return self._values_list[self._hour(t_s)]
 
     def both_at(self, t_s: float) -> tuple[float, float]:
         """(carbon intensity [gCO2eq/kWh], carbon-free fraction [-]) at ``t_s``."""
         i = self._hour(t_s)
-        return float(self.values[i]), float(self.cff[i])
+        return self._values_list[i], self._cff_list[i]

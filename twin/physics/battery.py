@@ -25,10 +25,16 @@ Sources
   doi:10.1149/2.1181714jes, as coded in BLAST-Lite (REFERENCE.md §8.1).
 * FFR: Nordic Fast Frequency Reserve, support duration 5 s or 30 s (REFERENCE.md §6.1);
   Statnett pilot 30 s (§4.2).
+
+The functions the battery and its dispatcher call every tick take a scalar fast path
+when every argument is a float or an int: the same operations in the same order without
+numpy's per-call overhead (``bench/test_fastpath.py`` checks both paths agree;
+``exp``/``tanh`` come from :mod:`math` there, which may differ from numpy's in the last bit).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +45,25 @@ KELVIN_AT_0_C = 273.15
 
 #: Round-trip efficiency of a utility Li-ion BESS [-] (NREL ATB; REFERENCE.md §4, §8.6).
 ROUND_TRIP_EFFICIENCY_ATB = 0.85
+
+
+def _scalars(*args) -> bool:
+    """True when every argument is a float or an int (numpy float64 included)."""
+    for a in args:
+        if a.__class__ is not float and not isinstance(a, (float, int)):
+            return False
+    return True
+
+
+def _fmax(a: float, b: float) -> float:
+    """``np.maximum`` of two floats: NaN if either is NaN."""
+    return math.nan if math.isnan(a) or math.isnan(b) else max(a, b)
+
+
+def _fmin(a: float, b: float) -> float:
+    """``np.minimum`` of two floats: NaN if either is NaN."""
+    return math.nan if math.isnan(a) or math.isnan(b) else min(a, b)
+
 
 # --------------------------------------------------------------------- efficiency
 
@@ -81,6 +106,8 @@ def stored_power_w(bus_power_w, charge_efficiency, discharge_efficiency):
     float or array
         dE/dt of the stored energy [W] (negative while discharging).
     """
+    if _scalars(bus_power_w, charge_efficiency, discharge_efficiency):
+        return charge_efficiency * bus_power_w if bus_power_w >= 0.0 else bus_power_w / discharge_efficiency
     p = np.asarray(bus_power_w, dtype=float)
     return np.where(p >= 0.0, charge_efficiency * p, p / discharge_efficiency)
 
@@ -104,6 +131,9 @@ def conversion_loss_power_w(bus_power_w, charge_efficiency, discharge_efficiency
     float or array
         Loss power [W].
     """
+    if _scalars(bus_power_w, charge_efficiency, discharge_efficiency):
+        p = float(bus_power_w)
+        return (1.0 - charge_efficiency) * p if p >= 0.0 else (1.0 / discharge_efficiency - 1.0) * -p
     p = np.asarray(bus_power_w, dtype=float)
     return np.where(p >= 0.0, (1.0 - charge_efficiency) * p,
                     (1.0 / discharge_efficiency - 1.0) * -p)
@@ -167,6 +197,15 @@ def power_limits_w(soc, dt_s, capacity_j, soc_min, soc_max, max_charge_w, max_di
     min_power_w, max_power_w : float or array
         Feasible range [W]: ``min_power_w <= 0 <= max_power_w``.
     """
+    if _scalars(soc, dt_s, capacity_j, soc_min, soc_max, max_charge_w, max_discharge_w, charge_efficiency,
+                discharge_efficiency):
+        head_up_j = _fmax((soc_max - soc) * capacity_j, 0.0)
+        head_down_j = _fmax((soc - soc_min) * capacity_j, 0.0)
+        den_up = charge_efficiency * dt_s
+        energy_up_w = (head_up_j / den_up if den_up else math.copysign(math.inf, den_up)) if head_up_j > 0.0 else 0.0
+        energy_down_w = ((head_down_j * discharge_efficiency / dt_s if dt_s else math.copysign(math.inf, dt_s))
+                         if head_down_j > 0.0 else 0.0)
+        return -_fmin(max_discharge_w, energy_down_w), _fmin(max_charge_w, energy_up_w)
     dt = np.asarray(dt_s, dtype=float)
     head_up_j = np.maximum((soc_max - soc) * capacity_j, 0.0)
     head_down_j = np.maximum((soc - soc_min) * capacity_j, 0.0)
@@ -244,6 +283,14 @@ def anode_potential_v(soc):
     float or array
         Ua [V] (0.6844 at SoC 0, 0.1233 at 0.5, 0.0864 at 1).
     """
+    if isinstance(soc, (float, int)):
+        xa = 0.0085 + float(soc) * (0.78 - 0.0085)
+        return (0.6379
+                + 0.5416 * math.exp(-305.5309 * xa)
+                + 0.044 * math.tanh(-(xa - 0.1958) / 0.1088)
+                - 0.1978 * math.tanh((xa - 1.0571) / 0.0854)
+                - 0.6875 * math.tanh((xa + 0.0117) / 0.0529)
+                - 0.0175 * math.tanh((xa - 0.5692) / 0.0875))
     xa = 0.0085 + np.asarray(soc, dtype=float) * (0.78 - 0.0085)
     return (0.6379
             + 0.5416 * np.exp(-305.5309 * xa)
@@ -270,6 +317,8 @@ def lfp_calendar_rate(temp_k, anode_potential_v, params: BlastLfpParams = LFP_GR
         k_cal such that ``qLoss_t = k_cal * time_days**pcal`` (4.95e-4 at 298.15 K,
         SoC 0.5; REFERENCE.md §8.1).
     """
+    if _scalars(temp_k, anode_potential_v):
+        return abs(params.p1) * math.exp(params.p2 / temp_k) * math.exp(params.p3 * anode_potential_v / temp_k)
     temp_k = np.asarray(temp_k, dtype=float)
     return abs(params.p1) * np.exp(params.p2 / temp_k) * np.exp(params.p3 * np.asarray(anode_potential_v) / temp_k)
 
@@ -280,6 +329,8 @@ def lfp_cycle_temperature_factor(temp_k, params: BlastLfpParams = LFP_GR_250AH_P
     Decreases with T over the tested 10-45 °C (the inverse-T fit REFERENCE.md §8.1
     warns about). ``temp_k`` in K.
     """
+    if isinstance(temp_k, (float, int)):
+        return math.exp(params.p7 / temp_k) + math.exp(-params.p8 / temp_k)
     temp_k = np.asarray(temp_k, dtype=float)
     return np.exp(params.p7 / temp_k) + np.exp(-params.p8 / temp_k)
 
@@ -448,6 +499,10 @@ def ramp_smoothing_power_w(site_load_w, prev_grid_import_w, dt_s, max_ramp_w_per
     float or array
         Battery setpoint [W].
     """
+    if _scalars(site_load_w, prev_grid_import_w, dt_s, max_ramp_w_per_s, preferred_power_w):
+        step_w = max_ramp_w_per_s * dt_s
+        wanted_w = site_load_w + preferred_power_w
+        return _fmin(_fmax(wanted_w, prev_grid_import_w - step_w), prev_grid_import_w + step_w) - site_load_w
     step_w = np.asarray(max_ramp_w_per_s, dtype=float) * dt_s
     wanted_w = np.asarray(site_load_w, dtype=float) + preferred_power_w
     target_w = np.clip(wanted_w, prev_grid_import_w - step_w, prev_grid_import_w + step_w)
@@ -522,6 +577,14 @@ def combine_setpoints_w(min_power_w, max_power_w, site_load_w, *, import_limit_w
     float or array
         Battery setpoint within ``[min_power_w, max_power_w]`` [W].
     """
+    if _scalars(min_power_w, max_power_w, site_load_w, import_limit_w, ramp_smoothing_w, recharge_power_w, ffr_w,
+                ffr_reserve_w):
+        if math.isfinite(ffr_w):
+            return _fmin(_fmax(ffr_w, min_power_w), max_power_w)
+        preference_w = ramp_smoothing_w if math.isfinite(ramp_smoothing_w) else recharge_power_w
+        capped_w = _fmin(preference_w, import_limit_w - site_load_w)
+        lo_w = _fmin(min_power_w + ffr_reserve_w, 0.0)
+        return _fmin(_fmax(capped_w, lo_w), max_power_w)
     ffr = np.asarray(ffr_w, dtype=float)
     ramp = np.asarray(ramp_smoothing_w, dtype=float)
     preference_w = np.where(np.isfinite(ramp), ramp, recharge_power_w)

@@ -249,6 +249,10 @@ def eir_chiller(
         ``operating_plr`` (PLR the EIR is evaluated at) [-], ``false_load_w`` [W],
         ``power_w`` [W], ``condenser_heat_w`` [W], ``cop`` (``Q_evap / P``, 0 when off) [-].
     """
+    if _scalars(cooling_load_w, reference_capacity_w, chw_leaving_c, cond_entering_c, motor_to_condenser_fraction):
+        return _eir_chiller_scalar(float(cooling_load_w), float(reference_capacity_w), float(chw_leaving_c),
+                                   float(cond_entering_c), curves, motor_to_condenser_fraction,
+                                   false_load_to_condenser)
     load_w = np.maximum(np.asarray(cooling_load_w, dtype=float), 0.0)
     avail_w = reference_capacity_w * capft(chw_leaving_c, cond_entering_c, curves)
     positive = avail_w > 0.0
@@ -279,6 +283,49 @@ def eir_chiller(
         "cop": cop,
     }
     return {k: (v if np.ndim(v) else float(v)) for k, v in out.items()}
+
+
+def _scalars(*args) -> bool:
+    """True when every argument is a float or an int (numpy float64 included)."""
+    for a in args:
+        if a.__class__ is not float and not isinstance(a, (float, int)):
+            return False
+    return True
+
+
+def _fmax(a: float, b: float) -> float:
+    """``np.maximum`` of two floats: NaN if either is NaN."""
+    return math.nan if math.isnan(a) or math.isnan(b) else max(a, b)
+
+
+def _eir_chiller_scalar(load_w, reference_capacity_w, chw_leaving_c, cond_entering_c, curves,
+                        motor_to_condenser_fraction, false_load_to_condenser) -> dict:
+    """:func:`eir_chiller` for floats: the same operations in the same order, no numpy."""
+    load_w = _fmax(load_w, 0.0)
+    avail_w = reference_capacity_w * biquadratic(chw_leaving_c, cond_entering_c, curves.capft)
+    positive = avail_w > 0.0
+    avail_pos_w = avail_w if positive else 0.0
+    plr = min(max(load_w / avail_w, 0.0), curves.max_plr) if positive else 0.0  # NaN stays NaN, as np.clip
+    evap_w = plr * avail_pos_w
+    frac = (min(1.0, plr / curves.min_plr) if plr < curves.min_plr else 1.0) if curves.min_plr > 0.0 else 1.0
+    plr_op = _fmax(plr, curves.min_unloading_ratio) if positive else 0.0
+    false_w = _fmax(avail_pos_w * plr_op * frac - evap_w, 0.0)
+    power_w = (avail_pos_w / curves.reference_cop) * _fmax(
+        biquadratic(chw_leaving_c, cond_entering_c, curves.eirft), 0.0) * _fmax(eirfplr(plr_op, curves), 0.0) * frac
+    cond_w = condenser_heat_w(power_w, evap_w, false_w if false_load_to_condenser else 0.0,
+                              motor_to_condenser_fraction)
+    return {
+        "available_capacity_w": avail_w,
+        "evaporator_heat_w": evap_w,
+        "unmet_load_w": load_w - evap_w,
+        "part_load_ratio": plr,
+        "cycling_ratio": frac,
+        "operating_plr": plr_op,
+        "false_load_w": false_w,
+        "power_w": power_w,
+        "condenser_heat_w": cond_w,
+        "cop": evap_w / power_w if power_w > 0.0 else 0.0,
+    }
 
 
 def chiller_power_w(cooling_load_w, chw_leaving_c, cond_entering_c, reference_capacity_w,

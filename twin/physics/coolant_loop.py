@@ -143,8 +143,13 @@ def loop_step(return_temp_c, heat_in_w, dt_s, heat_capacity_j_per_k, capacity_ra
     """
     args = (return_temp_c, heat_in_w, dt_s, heat_capacity_j_per_k, capacity_rate_w_per_k,
             supply_setpoint_c, free_limit_c, mechanical_capacity_w)
-    if all(isinstance(a, (float, int)) for a in args):  # the stateful plants' path: same maths, no numpy
-        return _loop_step_scalar(*(float(a) for a in args))
+    for a in args:
+        if not isinstance(a, (float, int)):
+            break
+    else:  # all scalars: the stateful plants' path, same maths, no numpy
+        return _loop_step_scalar(float(return_temp_c), float(heat_in_w), float(dt_s), float(heat_capacity_j_per_k),
+                                 float(capacity_rate_w_per_k), float(supply_setpoint_c), float(free_limit_c),
+                                 float(mechanical_capacity_w))
     t0 = np.asarray(return_temp_c, dtype=float)
     q_in, dt, c_cap, w, t_set, t_free, q_max = np.broadcast_arrays(
         t0, heat_in_w, dt_s, heat_capacity_j_per_k, capacity_rate_w_per_k, supply_setpoint_c,

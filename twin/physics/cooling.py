@@ -14,11 +14,25 @@ leaving temperatures, adiabatic pre-cooling, the series water-side economiser, a
 the heat a tower or dry cooler rejects.
 
 All functions are pure and vectorised (scalars or numpy arrays, broadcast together).
+Those the plants call every tick take a scalar fast path when every argument is a
+Python float or int: the same operations in the same order on the same IEEE doubles,
+without numpy's per-call overhead (bench/test_fastpath.py checks both paths
+agree exactly).
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+
+def _scalars(*args) -> bool:
+    """True when every argument is a float or an int (numpy float64 included)."""
+    for a in args:
+        if a.__class__ is not float and not isinstance(a, (float, int)):
+            return False
+    return True
 
 
 def free_cooling_fraction(dry_bulb_c, wet_bulb_c, zero_at_dry_bulb_c=25.0, full_at_wet_bulb_c=12.0):
@@ -47,6 +61,13 @@ def free_cooling_fraction(dry_bulb_c, wet_bulb_c, zero_at_dry_bulb_c=25.0, full_
     -------
     float or array in [0, 1]
     """
+    if _scalars(dry_bulb_c, wet_bulb_c, zero_at_dry_bulb_c, full_at_wet_bulb_c):
+        above_full_k = float(wet_bulb_c) - full_at_wet_bulb_c
+        below_zero_k = zero_at_dry_bulb_c - float(dry_bulb_c)
+        span_k = above_full_k + below_zero_k
+        frac = 1.0 if above_full_k <= 0.0 else 0.0 if below_zero_k <= 0.0 else \
+            below_zero_k / span_k if span_k > 0.0 else 0.0
+        return float(min(max(frac, 0.0), 1.0))  # NaN stays NaN, as np.clip
     above_full_k = np.asarray(wet_bulb_c, dtype=float) - full_at_wet_bulb_c
     below_zero_k = zero_at_dry_bulb_c - np.asarray(dry_bulb_c, dtype=float)
     span_k = above_full_k + below_zero_k
@@ -75,8 +96,22 @@ def affinity_power_w(load_fraction, design_power_w, min_fraction, exponent=3.0):
     exponent : float
         Affinity exponent [-].
     """
+    if _scalars(load_fraction, design_power_w, min_fraction, exponent):
+        return design_power_w * _fmax(load_fraction, min_fraction) ** exponent
     x = np.maximum(load_fraction, min_fraction)
     return design_power_w * x**exponent
+
+
+def _fmax(a, b) -> float:
+    """``np.maximum`` of two scalars: NaN if either is NaN."""
+    a, b = float(a), float(b)
+    return math.nan if math.isnan(a) or math.isnan(b) else max(a, b)
+
+
+def _fmin(a, b) -> float:
+    """``np.minimum`` of two scalars: NaN if either is NaN."""
+    a, b = float(a), float(b)
+    return math.nan if math.isnan(a) or math.isnan(b) else min(a, b)
 
 
 def chiller_power_w(heat_load_w, free_fraction, cop):
@@ -216,6 +251,8 @@ def fan_power_w(load_fraction, design_power_w, min_flow_fraction=0.15, curve=VAV
     curve : sequence of 4 floats
         Part-load coefficients (:func:`part_load_power_fraction`).
     """
+    if _scalars(load_fraction, design_power_w, min_flow_fraction):
+        return design_power_w * part_load_power_fraction(_fmax(load_fraction, min_flow_fraction), curve)
     return design_power_w * part_load_power_fraction(np.maximum(load_fraction, min_flow_fraction), curve)
 
 
@@ -236,6 +273,8 @@ def pump_power_w(load_fraction, design_power_w, min_flow_fraction=0.20, curve=VS
     curve : sequence of 4 floats
         Part-load coefficients.
     """
+    if _scalars(load_fraction, design_power_w, min_flow_fraction):
+        return design_power_w * part_load_power_fraction(_fmax(load_fraction, min_flow_fraction), curve)
     return design_power_w * part_load_power_fraction(np.maximum(load_fraction, min_flow_fraction), curve)
 
 
@@ -255,6 +294,8 @@ def cooling_tower_leaving_water_c(wet_bulb_c, approach_k=TOWER_APPROACH_K, min_l
     min_leaving_c : float
         Lowest leaving temperature the tower control allows [°C].
     """
+    if _scalars(wet_bulb_c, approach_k, min_leaving_c):
+        return _fmax(float(wet_bulb_c) + approach_k, min_leaving_c)
     return np.maximum(np.asarray(wet_bulb_c, dtype=float) + approach_k, min_leaving_c)
 
 
@@ -272,6 +313,8 @@ def dry_cooler_leaving_fluid_c(dry_bulb_c, approach_k=5.0):
     approach_k : float
         Approach [K], >= 0.
     """
+    if _scalars(dry_bulb_c, approach_k):
+        return float(dry_bulb_c) + approach_k
     return np.asarray(dry_bulb_c, dtype=float) + approach_k
 
 
@@ -292,6 +335,9 @@ def adiabatic_air_temperature_c(dry_bulb_c, wet_bulb_c, effectiveness, target_c=
     target_c : float or array
         Air temperature at and below which no spray is needed [°C].
     """
+    if _scalars(dry_bulb_c, wet_bulb_c, effectiveness, target_c):
+        db = float(dry_bulb_c)
+        return _fmin(db, _fmax(target_c, db - effectiveness * (db - float(wet_bulb_c))))
     db = np.asarray(dry_bulb_c, dtype=float)
     return np.minimum(db, np.maximum(target_c, db - effectiveness * (db - np.asarray(wet_bulb_c, dtype=float))))
 
@@ -320,6 +366,9 @@ def economiser_fraction(sink_leaving_c, supply_setpoint_c, return_c, hx_approach
     hx_approach_k : float
         Heat-exchanger approach [K], >= 0.
     """
+    if _scalars(sink_leaving_c, supply_setpoint_c, return_c, hx_approach_k) and return_c != supply_setpoint_c:
+        free_c = float(sink_leaving_c) + hx_approach_k
+        return min(max((return_c - free_c) / (return_c - supply_setpoint_c), 0.0), 1.0)  # NaN stays NaN
     free_c = np.asarray(sink_leaving_c, dtype=float) + hx_approach_k
     f = np.clip((return_c - free_c) / (return_c - supply_setpoint_c), 0.0, 1.0)
     return f if np.ndim(f) else float(f)

@@ -1,7 +1,10 @@
 """District-heat physics: heat-pump COP, network heat demand, a mixed storage tank, heat meters.
 
 All functions are pure and vectorised: every argument may be a scalar or a numpy array
-(broadcast together); a scalar in gives a float out. Units are SI and carried in the
+(broadcast together); a scalar in gives a float out. The ones the heat loop calls every
+tick take a scalar fast path when every argument is a float or an int: the same
+operations in the same order, without numpy's per-call overhead (checked against the
+array path in bench/test_fastpath.py). Units are SI and carried in the
 names (temperatures in °C at the interface, kelvin inside the Carnot formula).
 
 Sources (full working in ``docs/models.md``):
@@ -15,6 +18,8 @@ Sources (full working in ``docs/models.md``):
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -38,6 +43,14 @@ CARNOT_EFFICIENCY = 0.4225
 ZANGENEH_OI_SOURCE_C = 45.0
 ZANGENEH_OI_SUPPLY_C = (60.0, 70.0, 80.0)
 ZANGENEH_OI_COP = (5.5, 4.3, 3.5)
+
+
+def _scalars(*args) -> bool:
+    """True when every argument is a float or an int (numpy float64 included)."""
+    for a in args:
+        if a.__class__ is not float and not isinstance(a, (float, int)):
+            return False
+    return True
 
 
 def _out(x):
@@ -69,11 +82,21 @@ def carnot_cop_heating(source_c, supply_c, evaporator_approach_k=EVAPORATOR_APPR
     ValueError
         If any ``T_cond <= T_evap`` (no lift: the formula diverges), or an approach < 0.
     """
-    if np.any(np.asarray(evaporator_approach_k) < 0) or np.any(np.asarray(condenser_approach_k) < 0):
+    scalar = _scalars(source_c, supply_c, evaporator_approach_k, condenser_approach_k)
+    if scalar:
+        if evaporator_approach_k < 0 or condenser_approach_k < 0:
+            raise ValueError(f"approaches {evaporator_approach_k!r}, {condenser_approach_k!r} K: expected >= 0")
+        t_cond_k = float(supply_c) + condenser_approach_k + KELVIN_OFFSET
+        t_evap_k = float(source_c) - evaporator_approach_k + KELVIN_OFFSET
+        lift_k = t_cond_k - t_evap_k
+        if not lift_k <= 0:
+            return t_cond_k / lift_k  # NaN in, NaN out
+    elif np.any(np.asarray(evaporator_approach_k) < 0) or np.any(np.asarray(condenser_approach_k) < 0):
         raise ValueError(f"approaches {evaporator_approach_k!r}, {condenser_approach_k!r} K: expected >= 0")
-    t_cond_k = np.asarray(supply_c, dtype=float) + condenser_approach_k + KELVIN_OFFSET
-    t_evap_k = np.asarray(source_c, dtype=float) - evaporator_approach_k + KELVIN_OFFSET
-    lift_k = t_cond_k - t_evap_k
+    else:
+        t_cond_k = np.asarray(supply_c, dtype=float) + condenser_approach_k + KELVIN_OFFSET
+        t_evap_k = np.asarray(source_c, dtype=float) - evaporator_approach_k + KELVIN_OFFSET
+        lift_k = t_cond_k - t_evap_k
     if np.any(lift_k <= 0):
         raise ValueError(
             f"source {source_c!r} °C, supply {supply_c!r} °C: condensing temperature must exceed "
@@ -105,6 +128,15 @@ def heat_pump_cop(source_c, supply_c, carnot_efficiency=CARNOT_EFFICIENCY,
     ValueError
         If ``carnot_efficiency`` is outside (0, 1], there is no lift, or COP <= 1.
     """
+    if _scalars(source_c, supply_c, carnot_efficiency, evaporator_approach_k, condenser_approach_k):
+        if carnot_efficiency <= 0 or carnot_efficiency > 1:
+            raise ValueError(f"carnot_efficiency = {carnot_efficiency!r}: expected in (0, 1]")
+        cop = float(carnot_efficiency) * carnot_cop_heating(source_c, supply_c, evaporator_approach_k,
+                                                            condenser_approach_k)
+        if cop <= 1.0:
+            raise ValueError(f"heating COP {cop!r} <= 1 (lift too large for source {source_c!r} °C, "
+                             f"supply {supply_c!r} °C): expected > 1")
+        return cop
     if np.any(np.asarray(carnot_efficiency) <= 0) or np.any(np.asarray(carnot_efficiency) > 1):
         raise ValueError(f"carnot_efficiency = {carnot_efficiency!r}: expected in (0, 1]")
     cop = np.asarray(carnot_efficiency, dtype=float) * carnot_cop_heating(
@@ -152,6 +184,8 @@ def heat_pump_power_w(heat_output_w, cop):
     cop : float or array
         Heating COP [-], > 1.
     """
+    if _scalars(heat_output_w, cop):
+        return float(heat_output_w) / cop
     return _out(np.asarray(heat_output_w, dtype=float) / cop)
 
 
@@ -167,6 +201,8 @@ def heat_pump_source_heat_w(heat_output_w, cop):
     cop : float or array
         Heating COP [-], > 1.
     """
+    if _scalars(heat_output_w, cop):
+        return float(heat_output_w) * (cop - 1.0) / cop
     cop = np.asarray(cop, dtype=float)
     return _out(np.asarray(heat_output_w, dtype=float) * (cop - 1.0) / cop)
 
@@ -183,6 +219,8 @@ def heat_pump_output_from_source_w(heat_source_w, cop):
     cop : float or array
         Heating COP [-], > 1.
     """
+    if _scalars(heat_source_w, cop):
+        return float(heat_source_w) * cop / (cop - 1.0)
     cop = np.asarray(cop, dtype=float)
     return _out(np.asarray(heat_source_w, dtype=float) * cop / (cop - 1.0))
 
@@ -338,12 +376,17 @@ def outdoor_reset_supply_c(daily_mean_ambient_c, supply_warm_c=70.0, supply_cold
 
 def _phi(x):
     """(1 - exp(-x)) / x, with phi(0) = 1 [-]."""
+    if isinstance(x, (float, int)):
+        return -math.expm1(-x) / x if x > 0 else 1.0
     x = np.asarray(x, dtype=float)
     safe = np.where(x > 0, x, 1.0)
     return np.where(x > 0, -np.expm1(-safe) / safe, 1.0)
 
 
 def _check_tank(dt_s, heat_capacity_j_per_k, ua_w_per_k):
+    if _scalars(dt_s, heat_capacity_j_per_k, ua_w_per_k) and dt_s > 0 and heat_capacity_j_per_k > 0 \
+            and ua_w_per_k >= 0:
+        return
     if np.any(np.asarray(dt_s) <= 0):
         raise ValueError(f"dt_s = {dt_s!r}: expected > 0 s")
     if np.any(np.asarray(heat_capacity_j_per_k) <= 0):
@@ -386,6 +429,13 @@ def mixed_tank_step(temp_c, net_heat_in_w, ambient_c, dt_s, heat_capacity_j_per_
         End temperature [°C], change in stored heat [J], standing loss over the step [J].
     """
     _check_tank(dt_s, heat_capacity_j_per_k, ua_w_per_k)
+    if _scalars(temp_c, net_heat_in_w, ambient_c, dt_s, heat_capacity_j_per_k, ua_w_per_k):
+        t0, p = float(temp_c), float(net_heat_in_w)
+        loss0_w = ua_w_per_k * (t0 - ambient_c)
+        phi = _phi(float(dt_s) * ua_w_per_k / heat_capacity_j_per_k)
+        stored_j = (p - loss0_w) * dt_s * phi
+        loss_j = (loss0_w * phi + p * (1.0 - phi)) * dt_s
+        return t0 + stored_j / heat_capacity_j_per_k, stored_j, loss_j
     t0 = np.asarray(temp_c, dtype=float)
     p = np.asarray(net_heat_in_w, dtype=float)
     loss0_w = ua_w_per_k * (t0 - ambient_c)
@@ -410,6 +460,10 @@ def mixed_tank_power_to_reach_w(temp_c, target_c, ambient_c, dt_s, heat_capacity
         As in :func:`mixed_tank_step` [s, J/K, W/K].
     """
     _check_tank(dt_s, heat_capacity_j_per_k, ua_w_per_k)
+    if _scalars(temp_c, target_c, ambient_c, dt_s, heat_capacity_j_per_k, ua_w_per_k):
+        t0 = float(temp_c)
+        phi = _phi(float(dt_s) * ua_w_per_k / heat_capacity_j_per_k)
+        return ua_w_per_k * (t0 - ambient_c) + heat_capacity_j_per_k * (target_c - t0) / (dt_s * phi)
     t0 = np.asarray(temp_c, dtype=float)
     phi = _phi(np.asarray(dt_s, dtype=float) * ua_w_per_k / heat_capacity_j_per_k)
     return _out(ua_w_per_k * (t0 - ambient_c) + heat_capacity_j_per_k * (target_c - t0) / (dt_s * phi))
@@ -448,6 +502,10 @@ def flow_sensor_mpe_pct(flow, permanent_flow, accuracy_class=2):
     """
     if accuracy_class not in FLOW_SENSOR_MPE_COEFFICIENTS:
         raise ValueError(f"accuracy_class = {accuracy_class!r}: expected 1, 2 or 3")
+    if _scalars(flow, permanent_flow) and flow > 0 and permanent_flow > 0:
+        a, b, cap = FLOW_SENSOR_MPE_COEFFICIENTS[accuracy_class]
+        e = a + b * permanent_flow / flow
+        return float(min(e, cap))
     q = np.asarray(flow, dtype=float)
     if np.any(q <= 0) or np.any(np.asarray(permanent_flow) <= 0):
         raise ValueError(f"flow = {flow!r}, permanent_flow = {permanent_flow!r}: expected > 0")
@@ -456,6 +514,8 @@ def flow_sensor_mpe_pct(flow, permanent_flow, accuracy_class=2):
 
 
 def _check_dt(delta_t_k, delta_t_min_k):
+    if _scalars(delta_t_k, delta_t_min_k) and delta_t_min_k > 0 and delta_t_k >= delta_t_min_k:
+        return
     if np.any(np.asarray(delta_t_min_k) <= 0):
         raise ValueError(f"delta_t_min_k = {delta_t_min_k!r}: expected > 0 K (MID options 3, 5, 10 K)")
     if np.any(np.asarray(delta_t_k) < delta_t_min_k):
@@ -474,12 +534,16 @@ def temperature_pair_mpe_pct(delta_t_k, delta_t_min_k=3.0):
         The meter's lower limit ``dθ_min`` [K] (MID options 3, 5, 10 K).
     """
     _check_dt(delta_t_k, delta_t_min_k)
+    if _scalars(delta_t_k, delta_t_min_k):
+        return 0.5 + 3.0 * delta_t_min_k / float(delta_t_k)
     return _out(0.5 + 3.0 * delta_t_min_k / np.asarray(delta_t_k, dtype=float))
 
 
 def calculator_mpe_pct(delta_t_k, delta_t_min_k=3.0):
     """Calculator MPE ``E_c = 0.5 + dθ_min/dθ`` [%] (REFERENCE.md §3.4)."""
     _check_dt(delta_t_k, delta_t_min_k)
+    if _scalars(delta_t_k, delta_t_min_k):
+        return 0.5 + delta_t_min_k / float(delta_t_k)
     return _out(0.5 + delta_t_min_k / np.asarray(delta_t_k, dtype=float))
 
 
@@ -501,6 +565,10 @@ def heat_meter_mpe_pct(flow, permanent_flow, delta_t_k, delta_t_min_k=3.0, accur
         [K].
     accuracy_class : {1, 2, 3}
     """
+    if _scalars(flow, permanent_flow, delta_t_k, delta_t_min_k):
+        return (flow_sensor_mpe_pct(flow, permanent_flow, accuracy_class)
+                + temperature_pair_mpe_pct(delta_t_k, delta_t_min_k)
+                + calculator_mpe_pct(delta_t_k, delta_t_min_k))
     return _out(flow_sensor_mpe_pct(flow, permanent_flow, accuracy_class)
                 + temperature_pair_mpe_pct(delta_t_k, delta_t_min_k)
                 + calculator_mpe_pct(delta_t_k, delta_t_min_k))
