@@ -169,10 +169,11 @@ def test_cli_usage_errors_exit_2(tmp_path):
 
 def test_registry_is_lazy():
     code = ("import sys, twin.reproduce as r; print(sorted(r.EXPERIMENTS)); "
-            "print([m for m in ('twin.reproduce.e2', 'twin.reproduce.e3', 'twin.reproduce.e4') if m in sys.modules])")
+            "print([m for m in ('twin.reproduce.e2', 'twin.reproduce.e3', 'twin.reproduce.e4', "
+            "'twin.reproduce.day100', 'twin.reproduce.e8') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines() == ["['E2', 'E3', 'E4']", "[]"]
+    assert out.stdout.splitlines() == ["['DAY100', 'E2', 'E3', 'E4', 'E8']", "[]"]
     assert EXPERIMENTS["E4"].argument == "seed" and EXPERIMENTS["E2"].needs_data
 
 

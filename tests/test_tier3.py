@@ -83,7 +83,7 @@ def test_score_grid_matches_a_plain_loop_for_random_inputs():
                 if u - r < p.trigger_floor_fraction - 1e-12:
                     assert t.objective[iu, ir] == -math.inf
                     continue
-                e = float(fac(u * P_MAX_W) / fac(P_MAX_W))
+                e = float((fac(u * P_MAX_W) - fac(0.0)) / P_MAX_W)
                 d = float(fac(u * P_MAX_W) - fac((u - r) * P_MAX_W))
                 q = 1.0 if rc == 0 else min(1.0, max(0.0, d / rc))
                 jj = p.w_cfe * cff * e - p.w_co2 * ci / ref * e + p.w_fr * q + p.w_work * u
@@ -102,16 +102,20 @@ def test_pue_aware_and_ci_only_differ_when_pue_varies():
     # Dirty hour: cff = 0, CI / CI_ref = 1.2.
     # CI-only: e(u) = u, J = -1.2u + u + Q = -0.2u + Q -> u = 0.4; it sizes r on IT power:
     #   r P = 0.22 P -> r = 0.22; J = -0.08 + 1 = 0.92.
-    # PUE-aware: e(u) = (1.1u + 0.4) / 1.5, J = -1.2 (1.1u + 0.4) / 1.5 + u + Q, slope
-    #   1 - 1.2 x 1.1 / 1.5 = +0.12 > 0 -> u = 1 (0.4 P_max of overhead is sunk; curtailing IT
-    #   saves only 1.1/1.5 of the IT-side fraction at the meter); r: 1.1 r P = 0.22 P -> r = 0.2;
-    #   J = -1.2 + 1 + 1 = 0.8.
+    # PUE-aware: e(u) = (F(uP) - F(0)) / P = 1.1u (the 0.4 P_max overhead is sunk: only the
+    #   marginal 1.1 W per IT W follows u), J = -1.2 x 1.1u + u + Q, slope 1 - 1.32 = -0.32 < 0
+    #   -> u = 0.4, curtailed like CI-only (each IT watt costs 1.1 W at the meter); r: 1.1 r P =
+    #   0.22 P -> r = 0.2; J = -1.32 x 0.4 + 0.4 + 1 = 0.872.
     ci_only = select_operating_point(P_MAX_W, 120.0, 0.0, 100.0, rc)
     aware = select_operating_point(P_MAX_W, 120.0, 0.0, 100.0, rc, facility_power_fn=fac)
     assert (ci_only.u, ci_only.r) == pytest.approx((0.4, 0.22), abs=1e-12)
     assert ci_only.objective == pytest.approx(0.92, abs=1e-9)
-    assert (aware.u, aware.r) == pytest.approx((1.0, 0.2), abs=1e-12)
-    assert aware.objective == pytest.approx(0.8, abs=1e-9)
+    assert (aware.u, aware.r) == pytest.approx((0.4, 0.2), abs=1e-12)
+    assert aware.objective == pytest.approx(0.872, abs=1e-9)
+    # A cleaner hour, CI / CI_ref = 0.95: CI-only slope 1 - 0.95 > 0 -> u = 1; PUE-aware slope
+    # 1 - 0.95 x 1.1 = -0.045 < 0 -> u = 0.4: the meter's marginal factor tips the decision
+    assert select_operating_point(P_MAX_W, 95.0, 0.0, 100.0, 0.0).u == 1.0
+    assert select_operating_point(P_MAX_W, 95.0, 0.0, 100.0, 0.0, facility_power_fn=fac).u == pytest.approx(0.4)
     # At the real meter the CI-only band delivers 1.1 x 0.22 = 0.242 MW for 0.22 committed
     # (10 % over-delivery, 0.02 of P_max curtailed for nothing); the PUE-aware one 0.22 MW.
     assert meter_reserve_w(P_MAX_W, ci_only.u, ci_only.r, fac) == pytest.approx(0.242 * P_MAX_W, rel=1e-9)

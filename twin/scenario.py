@@ -20,7 +20,9 @@ from datetime import date, datetime, time, timezone
 from pathlib import Path
 from typing import Any
 
+from traces.training import TrainingPowerParams
 from twin.facility.cooling_plant import MODEL_PARAMETER_ROWS
+from twin.facility.distribution import PRIORITIES
 from twin.physics.gpu import GPU_PROFILES, GpuProfile
 from twin.physics.weather import wet_bulb_never_exceeds_dry_bulb
 
@@ -86,6 +88,10 @@ SCHEMA: dict[str, tuple[Key, ...]] = {
     "facility": (
         _k("nodes", "int", "-", REQUIRED, "Number of compute nodes (hosts).", min=1, max=10_000_000),
         _k("gpus_per_node", "int", "-", REQUIRED, "GPUs per node.", min=1, max=64),
+        _k("hosts_per_node", "int", "-", 1, "Identical hosts behind each node slot: the slot is one cohort that "
+           "runs its jobs on all of them at once (coarse cohorts for large sites; 1 = per-host resolution). "
+           "IT power, design power and job widths scale by it; so does nothing else.", min=1, max=1_000_000,
+           source="DESIGN.md (cohorts)"),
         _k("gpu_model", "str", "-", REQUIRED, "GPU profile (limits, idle power, lag).",
            choices=tuple(GPU_PROFILES)),
         _k("gpu_power_cap_w", "float", "W", None,
@@ -314,6 +320,125 @@ SCHEMA: dict[str, tuple[Key, ...]] = {
            "Also write per-host power at the base tick (hosts.parquet, streamed in row groups)."),
         _k("overview_png", "bool", "-", True, "Write overview.png."),
     ),
+    # ---- power study (issue 8; twin/sim/power_study.py): a scenario with [training] is one ----
+    "training": (
+        _k("base_it_mw", "float", "MW", 0.0, "Power study: a scenario with [training] and at least one "
+           "[[training.jobs]] table runs twin/sim/power_study.py instead of the facility engine ([workload] "
+           "and [frequency] are then not used). This key: IT load besides the jobs and the critical load "
+           "(storage, network, other services), constant, spread evenly over all circuits.", min=0.0, max=1e5,
+           source="scenario input"),
+        _k("base_priority", "str", "-", "high", "Shedding priority of the base load.", choices=PRIORITIES[1:],
+           source="assumption"),
+        _k("critical_it_mw", "float", "MW", 0.0, "Critical IT load, never shed (DCPI §6.2.1 d), constant, "
+           "spread evenly over all circuits.", min=0.0, max=1e5, source="scenario input"),
+        _k("chiller_units", "int", "-", 10, "Mechanical cooling (air_chiller chillers; dlc_warm_water trim and "
+           "air-side chillers) is staged in this many equal units.", min=1, max=1000,
+           source="assumption (docs/power.md)"),
+        _k("chiller_start_delay_s", "float", "s", 180.0, "Time from a staging request to the unit's capacity "
+           "being online.", min=0.0, max=3600.0,
+           source="assumption: no sourced chiller start time; large chillers take minutes"),
+        _k("staging_margin", "float", "-", 0.1, "Units are staged for the IT heat x (1 + margin); one more unit "
+           "is requested while the supply temperature is > 0.5 K above its setpoint.", min=0.0, max=1.0,
+           source="assumption"),
+        _k("cooling_lead_s", "float", "s", 300.0, "Announced jobs: cooling is pre-staged this long before the "
+           "start (DCPI §5.1.2 predictive resource preparation).", min=0.0, max=86400.0,
+           source="assumption (prepare_for_workload default, docs/power.md)"),
+    ),
+    "training.jobs": (
+        _k("name", "str", "-", REQUIRED, "Array of tables: write one [[training.jobs]] per synchronous training "
+           "job (traces/training.py). Job name, unique."),
+        _k("peak_mw", "float", "MW", REQUIRED, "IT power in the compute phase.", min=0.0, max=1e5,
+           min_exclusive=True),
+        _k("start_s", "float", "s", 0.0, "Start, seconds after the scenario start.", min=0.0),
+        _k("duration_s", "float", "s", None, "Run time; omit: runs to the end of the study.", min=0.0,
+           min_exclusive=True),
+        _k("priority", "str", "-", "normal", "Shedding priority (DCPI §6.1.2 e).", choices=PRIORITIES),
+        _k("announce_lead_s", "float", "s", 0.0, "Announced this long before its start (DCPI §6.1.2); 0: "
+           "unannounced, no preparation. An announcement before t = 0 acts at t = 0.", min=0.0),
+        _k("swing_fraction", "float", "-", TrainingPowerParams.swing_fraction,
+           "Compute/communication swing depth, fraction of peak.", min=0.0, max=1.0,
+           source="assumption (docs/power.md: a 300 MW job swings ~150 MW)"),
+        _k("period_s", "float", "s", TrainingPowerParams.period_s, "Iteration period.", min=1.0 / 3.0, max=5.0,
+           source="REFERENCE.md §1.3, §8.7 (0.2-3 Hz)"),
+        _k("compute_duty", "float", "-", TrainingPowerParams.compute_duty, "Compute-phase share of an iteration.",
+           min=0.0, max=1.0, min_exclusive=True, source="assumption"),
+        _k("edge_ramp_s", "float", "s", TrainingPowerParams.edge_ramp_s, "Duration of every power edge.",
+           min=0.0, max=5.0, source="DCPI Introduction (within 40 ms)"),
+        _k("checkpoint_interval_s", "float", "s", TrainingPowerParams.checkpoint_interval_s,
+           "Checkpoint spacing (rounded to whole data-load cycles).", min=0.0, min_exclusive=True,
+           source="assumption"),
+        _k("checkpoint_duration_s", "float", "s", TrainingPowerParams.checkpoint_duration_s,
+           "Checkpoint length; 0: none.", min=0.0, source="assumption"),
+        _k("checkpoint_power_fraction", "float", "-", TrainingPowerParams.checkpoint_power_fraction,
+           "Power while checkpointing, fraction of peak.", min=0.0, max=1.0, source="assumption"),
+        _k("data_load_interval_s", "float", "s", TrainingPowerParams.data_load_interval_s,
+           "Data-load spacing (rounded to whole iterations).", min=0.0, min_exclusive=True, source="assumption"),
+        _k("data_load_duration_s", "float", "s", TrainingPowerParams.data_load_duration_s,
+           "Data-load pause length; 0: none.", min=0.0, source="assumption"),
+        _k("data_load_power_fraction", "float", "-", TrainingPowerParams.data_load_power_fraction,
+           "Power while loading data, fraction of peak.", min=0.0, max=1.0, source="assumption"),
+    ),
+    "smoothing": (
+        _k("max_ramp_mw_per_s", "float", "MW/s", 10.0, "Power study: ramp limit at the meter (battery, GPU "
+           "floors, throttling; twin/control/smoothing.py). Every study runs with and without smoothing.",
+           min=0.0, max=1e5, min_exclusive=True,
+           source="assumption (no sourced utility figure, REFERENCE.md §8.7; < 50 MW/s meets DCPI §3)"),
+        _k("lowpass_s", "float", "s", 10.0, "Time constant of the grid target's low-pass of the load.", min=0.0,
+           max=3600.0, source="assumption (docs/power.md)"),
+        _k("target_soc", "float", "-", 0.5, "SoC the controller restores.", min=0.0, max=1.0, source="assumption"),
+        _k("soc_restore_s", "float", "s", 600.0, "Time constant of the SoC restoring term.", min=0.0, max=1e6,
+           min_exclusive=True, source="assumption"),
+        _k("floor_mw", "float", "MW", 0.0, "Standing GPU power floor (NVML secondary floor x GPUs), at the meter.",
+           min=0.0, max=1e5, source="NVML power smoothing (docs/power.md)"),
+        _k("gpu_ramp_down_mw_per_s", "float", "MW/s", None, "Fleet GPU ramp-down rate; omit: the meter limit.",
+           min=0.0, max=1e5, min_exclusive=True, source="NVML RAMP_DOWN_RATE (docs/power.md)"),
+        _k("throttle", "bool", "-", True, "Allow throttling the training jobs as a last resort."),
+        _k("event_delta_mw", "float", "MW", 50.0, "Configurable destabilising-event rule: a change of more than "
+           "this ... (the DCPI rule, > 50 MW in < 1 s, is always reported too).", min=0.0, max=1e5,
+           min_exclusive=True, source="DCPI §3 (default)"),
+        _k("event_within_s", "float", "s", 1.0, "... within less than this.", min=0.0, max=3600.0,
+           min_exclusive=True, source="DCPI §3 (default)"),
+    ),
+    "distribution": (
+        _k("redundancy", "str", "-", "N+1", "Power study: utility -> transformers -> UPS -> PDUs -> circuits "
+           "(racks), built by twin.facility.distribution.standard_topology.", choices=("N+1", "2N")),
+        _k("circuits", "int", "-", REQUIRED, "Number of rack circuits (each a Rack element with its PSUs).",
+           min=1, max=10_000),
+        _k("circuit_capacity_mw", "float", "MW", REQUIRED, "Capacity (AC input) of each circuit; also its PSU "
+           "rating.", min=0.0, max=1e4, min_exclusive=True),
+        _k("circuits_per_pdu", "int", "-", 10, "Circuits per PDU.", min=1, max=10_000),
+        _k("transformer_mva", "float", "MVA", 2.5, "Rating of each transformer; losses scale from the 2.5 MVA "
+           "Tier 2 figures.", min=0.0, max=1e4, min_exclusive=True,
+           source="REFERENCE.md §8.4 (placeholder, unverified)"),
+        _k("ups_mw", "float", "MW", 1.0, "Rating of each UPS module.", min=0.0, max=1e4, min_exclusive=True),
+        _k("ups_mode", "str", "-", "double_conversion", "UPS operating mode.", choices=("double_conversion", "eco"),
+           source="REFERENCE.md §8.5"),
+        _k("psu_curve", "str", "-", "80plus_titanium", "Server PSU efficiency curve.",
+           choices=("80plus_titanium", "80plus_platinum"), source="REFERENCE.md §8.3"),
+        _k("design_margin", "float", "-", 1.0, "N is sized for circuits x circuit capacity x this.", min=0.0,
+           max=10.0, min_exclusive=True),
+        _k("utility_capacity_mw", "float", "MW", None, "Connection capacity at the meter; omit: the installed "
+           "transformer capacity (N units, or one side for 2N).", min=0.0, max=1e5, min_exclusive=True),
+    ),
+    "faults": (
+        _k("element", "str", "-", REQUIRED, "Array of tables: one [[faults]] per switching event (power study). "
+           "Distribution element (meter, T<i>, UPS<i>, PDU<i>, R<i>; 2N: TA0, UPSB1, ...)."),
+        _k("t_s", "float", "s", REQUIRED, "Time, seconds after the start.", min=0.0),
+        _k("action", "str", "-", "fail", "Fail the element or restore it (a restore needs an earlier fail).",
+           choices=("fail", "restore")),
+        _k("reason", "str", "-", "", "Free text, copied into the logs."),
+    ),
+    "grid_events": (
+        _k("t_s", "float", "s", REQUIRED, "Array of tables: one [[grid_events]] per grid emergency signal "
+           "(power study; DCPI §6.2.1 b, d). Time the signal arrives.", min=0.0),
+        _k("reduction_mw", "float", "MW", REQUIRED, "Import reduction asked for at the meter; met by shedding "
+           "workloads lowest priority first (critical never).", min=0.0, max=1e5, min_exclusive=True),
+        _k("duration_s", "float", "s", REQUIRED, "How long the reduction is held; then shed work resumes.",
+           min=0.0, min_exclusive=True),
+        _k("deadline_s", "float", "s", 30.0, "Time allowed to deliver the reduction (reported met or not).",
+           min=0.0, min_exclusive=True, source="assumption"),
+        _k("reason", "str", "-", "", "Free text, copied into the logs."),
+    ),
 }
 
 
@@ -321,6 +446,7 @@ SCHEMA: dict[str, tuple[Key, ...]] = {
 class Facility:
     nodes: int
     gpus_per_node: int
+    hosts_per_node: int
     gpu_model: str
     gpu_power_cap_w: float
     gpu_sm_clock_mhz: float | None
@@ -334,7 +460,7 @@ class Facility:
     @property
     def design_it_power_w(self) -> float:
         """Nameplate IT power: every GPU at its cap, every host busy [W]."""
-        return self.nodes * (self.gpus_per_node * self.gpu_power_cap_w + self.host_busy_w)
+        return self.nodes * self.hosts_per_node * (self.gpus_per_node * self.gpu_power_cap_w + self.host_busy_w)
 
 
 @dataclass(frozen=True)
@@ -458,6 +584,104 @@ class Outputs:
 
 
 @dataclass(frozen=True)
+class TrainingJob:
+    name: str
+    peak_mw: float
+    start_s: float
+    duration_s: float | None
+    priority: str
+    announce_lead_s: float
+    swing_fraction: float
+    period_s: float
+    compute_duty: float
+    edge_ramp_s: float
+    checkpoint_interval_s: float
+    checkpoint_duration_s: float
+    checkpoint_power_fraction: float
+    data_load_interval_s: float
+    data_load_duration_s: float
+    data_load_power_fraction: float
+
+    def power_params(self, end_s: float) -> TrainingPowerParams:
+        """The job's :class:`traces.training.TrainingPowerParams` (SI); runs to ``end_s`` if no duration."""
+        end = end_s if self.duration_s is None else self.start_s + self.duration_s
+        return TrainingPowerParams(
+            peak_power_w=self.peak_mw * 1e6, swing_fraction=self.swing_fraction, period_s=self.period_s,
+            compute_duty=self.compute_duty, edge_ramp_s=self.edge_ramp_s,
+            checkpoint_interval_s=self.checkpoint_interval_s, checkpoint_duration_s=self.checkpoint_duration_s,
+            checkpoint_power_fraction=self.checkpoint_power_fraction,
+            data_load_interval_s=self.data_load_interval_s, data_load_duration_s=self.data_load_duration_s,
+            data_load_power_fraction=self.data_load_power_fraction, start_s=self.start_s, end_s=end)
+
+
+@dataclass(frozen=True)
+class Training:
+    base_it_mw: float
+    base_priority: str
+    critical_it_mw: float
+    chiller_units: int
+    chiller_start_delay_s: float
+    staging_margin: float
+    cooling_lead_s: float
+    jobs: tuple[TrainingJob, ...] = ()
+
+
+@dataclass(frozen=True)
+class Smoothing:
+    max_ramp_mw_per_s: float
+    lowpass_s: float
+    target_soc: float
+    soc_restore_s: float
+    floor_mw: float
+    gpu_ramp_down_mw_per_s: float | None
+    throttle: bool
+    event_delta_mw: float
+    event_within_s: float
+
+
+@dataclass(frozen=True)
+class Distribution:
+    redundancy: str
+    circuits: int
+    circuit_capacity_mw: float
+    circuits_per_pdu: int
+    transformer_mva: float
+    ups_mw: float
+    ups_mode: str
+    psu_curve: str
+    design_margin: float
+    utility_capacity_mw: float | None
+
+    def build(self):
+        """The topology (:func:`twin.facility.distribution.standard_topology`)."""
+        from twin.facility.distribution import standard_topology
+
+        return standard_topology(
+            self.circuits, self.circuit_capacity_mw * 1e6, racks_per_pdu=self.circuits_per_pdu,
+            redundancy=self.redundancy, transformer_rated_va=self.transformer_mva * 1e6,
+            ups_capacity_w=self.ups_mw * 1e6, design_margin=self.design_margin,
+            utility_capacity_w=None if self.utility_capacity_mw is None else self.utility_capacity_mw * 1e6,
+            ups_mode=self.ups_mode, psu_curve=self.psu_curve)
+
+
+@dataclass(frozen=True)
+class Fault:
+    element: str
+    t_s: float
+    action: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class GridEvent:
+    t_s: float
+    reduction_mw: float
+    duration_s: float
+    deadline_s: float
+    reason: str
+
+
+@dataclass(frozen=True)
 class Scenario:
     """A validated scenario. Times are seconds since ``start`` inside the engine."""
 
@@ -477,6 +701,11 @@ class Scenario:
     heat: Heat
     frequency: Frequency
     control: Control
+    training: Training | None = None  # set: a power study (twin/sim/power_study.py)
+    smoothing: Smoothing | None = None
+    distribution: Distribution | None = None
+    faults: tuple[Fault, ...] = ()
+    grid_events: tuple[GridEvent, ...] = ()
     source_path: str = ""
     sha256: str = field(default="", compare=False)
 
@@ -716,6 +945,110 @@ def _cross_checks(top: dict, sec: dict[str, dict], problems: list[str], source_d
                         f"[degC]")
 
 
+_POWER_SECTIONS = ("training", "smoothing", "distribution", "faults", "grid_events")
+
+
+def _parse_array(raw: Any, section: str, problems: list[str]) -> list[dict]:
+    """Parse an array of tables (``[[section]]``), each element against ``SCHEMA[section]``."""
+    if isinstance(raw, dict):
+        problems.append(f"[{section}]: expected an array of tables, written [[{section}]]")
+        return []
+    if not isinstance(raw, list):
+        problems.append(f"{section} = {raw!r}: expected an array of tables, written [[{section}]]")
+        return []
+    return [_parse_table(item, SCHEMA[section], f"{section}[{i}]", problems) for i, item in enumerate(raw)]
+
+
+def _parse_power_study(raw: dict, top: dict, sec: dict[str, dict], problems: list[str]) -> dict[str, Any]:
+    """Parse the power-study sections (issue 8) and check them together; {} when there are none."""
+    present = [s for s in _POWER_SECTIONS if s in raw]
+    if not present:
+        return {}
+    if "training" not in raw:
+        problems.append(f"[{present[0]}]: only used by a power study; add a [training] table with at least one "
+                        f"[[training.jobs]], or remove it")
+        return {}
+    tr_raw = raw["training"]
+    if not isinstance(tr_raw, dict):
+        problems.append(f"training = {tr_raw!r}: expected a table ([training])")
+        return {}
+    n0 = len(problems)
+    training = _parse_table({k: v for k, v in tr_raw.items() if k != "jobs"}, SCHEMA["training"], "training",
+                            problems)
+    jobs = _parse_array(tr_raw.get("jobs", []), "training.jobs", problems)
+    if "jobs" not in tr_raw or not jobs:
+        problems.append("[[training.jobs]]: missing; expected at least one table with keys name, peak_mw")
+    smoothing = _parse_table(raw.get("smoothing", {}), SCHEMA["smoothing"], "smoothing", problems)
+    if "distribution" not in raw:
+        problems.append("[distribution]: missing table; a power study needs one with keys circuits, "
+                        "circuit_capacity_mw")
+    dist = _parse_table(raw.get("distribution", {}), SCHEMA["distribution"], "distribution", problems)
+    faults = _parse_array(raw.get("faults", []), "faults", problems)
+    events = _parse_array(raw.get("grid_events", []), "grid_events", problems)
+    if len(problems) > n0:
+        return {}
+    _power_study_cross_checks(top, sec, training, jobs, dist, faults, events, problems)
+    if len(problems) > n0:
+        return {}
+    return {"training": Training(**training, jobs=tuple(TrainingJob(**j) for j in jobs)),
+            "smoothing": Smoothing(**smoothing), "distribution": Distribution(**dist),
+            "faults": tuple(Fault(**f) for f in faults), "grid_events": tuple(GridEvent(**e) for e in events)}
+
+
+def _power_study_cross_checks(top, sec, training, jobs, dist, faults, events, problems) -> None:
+    """Checks across the power-study sections (each section parsed without problems)."""
+    tick, dur_h = top.get("base_tick_s"), top.get("duration_h")
+    if tick is not None:
+        n = 0.1 / tick
+        if tick > 0.1 + 1e-12 or abs(n - round(n)) > 1e-6 * n:
+            problems.append(f"base_tick_s = {tick!r}: expected a tick that divides 0.1 s evenly in a power study "
+                            f"(the meter is judged on 100 ms averages, DCPI §7.1.2 a) [s]")
+    dur_s = None if dur_h is None else dur_h * 3600.0
+    names = [j["name"] for j in jobs]
+    for i, j in enumerate(jobs):
+        if not j["name"] or names.index(j["name"]) != i:
+            problems.append(f"training.jobs[{i}].name = {j['name']!r}: expected a unique, non-empty name")
+        if dur_s is not None and j["start_s"] >= dur_s:
+            problems.append(f"training.jobs[{i}].start_s = {j['start_s']!r}: expected before the end of the run "
+                            f"({dur_s:g} s) [s]")
+        try:
+            TrainingJob(**j).power_params(end_s=math.inf)
+        except ValueError as exc:
+            problems.append(f"training.jobs[{i}]: {exc}")
+    fac = sec.get("facility", {})
+    if None not in (fac.get("nodes"), fac.get("gpus_per_node"), fac.get("gpu_power_cap_w"), fac.get("host_busy_w")):
+        design_w = (fac["nodes"] * (fac.get("hosts_per_node") or 1)
+                    * (fac["gpus_per_node"] * fac["gpu_power_cap_w"] + fac["host_busy_w"]))
+        peak_w = (sum(j["peak_mw"] for j in jobs) + training["base_it_mw"] + training["critical_it_mw"]) * 1e6
+        if peak_w > design_w:
+            problems.append(f"facility.nodes = {fac['nodes']!r}: the facility's nameplate IT power "
+                            f"({design_w / 1e6:.6g} MW, which sizes the cooling plant) is below the power study's "
+                            f"peak IT ({peak_w / 1e6:.6g} MW: jobs + base + critical); expected at least that much")
+    try:
+        topology = Distribution(**dist).build()
+    except ValueError as exc:
+        problems.append(f"[distribution]: {exc}")
+        return
+    failed: set[str] = set()
+    for i, f in sorted(enumerate(faults), key=lambda x: (x[1]["t_s"], x[0])):
+        if f["element"] not in topology.elements:
+            near = difflib.get_close_matches(f["element"], list(topology.elements), n=1)
+            hint = f"did you mean {near[0]!r}?" if near else f"the topology has {len(topology.elements)} elements"
+            problems.append(f"faults[{i}].element = {f['element']!r}: no such distribution element; {hint}")
+        elif f["action"] == "restore" and f["element"] not in failed:
+            problems.append(f"faults[{i}].action = 'restore': {f['element']!r} has not failed before "
+                            f"t = {f['t_s']:g} s; expected a [[faults]] fail earlier")
+        elif f["action"] == "fail" and f["element"] in failed:
+            problems.append(f"faults[{i}].action = 'fail': {f['element']!r} has already failed")
+        (failed.add if f["action"] == "fail" else failed.discard)(f["element"])
+        if dur_s is not None and f["t_s"] >= dur_s:
+            problems.append(f"faults[{i}].t_s = {f['t_s']!r}: expected before the end of the run ({dur_s:g} s) [s]")
+    for i, e in enumerate(events):
+        if dur_s is not None and e["t_s"] >= dur_s:
+            problems.append(f"grid_events[{i}].t_s = {e['t_s']!r}: expected before the end of the run "
+                            f"({dur_s:g} s) [s]")
+
+
 def parse_scenario(raw: dict, path: str = "<scenario>", sha256: str = "") -> Scenario:
     """Validate a parsed TOML document into a :class:`Scenario` (raises ScenarioError)."""
     problems: list[str] = []
@@ -729,6 +1062,7 @@ def parse_scenario(raw: dict, path: str = "<scenario>", sha256: str = "") -> Sce
         sections[name] = _parse_table(raw.get(name, {}), SCHEMA[name], name, problems)
     source_dir = Path(path).resolve().parent if not path.startswith("<") else None
     _cross_checks(top, sections, problems, source_dir)
+    power = _parse_power_study(raw, top, sections, problems)
     if problems:
         raise ScenarioError(path, problems)
     cool = sections["cooling"]
@@ -736,7 +1070,7 @@ def parse_scenario(raw: dict, path: str = "<scenario>", sha256: str = "") -> Sce
                            "params": {k.name: cool[k.name] for k in applicable_keys("cooling", cool)
                                       if k.name != "model"}}
     objs = {name: cls(**sections[name]) for name, cls in _SECTION_CLASSES.items()}
-    return Scenario(**top, **objs, source_path=path, sha256=sha256)
+    return Scenario(**top, **objs, **power, source_path=path, sha256=sha256)
 
 
 def load_scenario(path: str | Path) -> Scenario:

@@ -12,14 +12,18 @@ CI-only variant of §4 (E8) uses ``F(p) = p``. Every formula is in ``docs/metric
 (§1, §6) and every constant in ``docs/parameters.md``. For one hour with carbon
 intensity ``CI``, carbon-free fraction ``cff`` and a meter-side FFR commitment ``R``:
 
-``e(u)      = F(u P_max) / F(P_max)``                          facility energy, normalised [-]
+``e(u)      = (F(u P_max) - F(0)) / P_max``                    facility energy the flexible load adds [-]
 ``D(u, r)   = F(u P_max) - F((u - r) P_max)``                  reserve seen at the meter [W]
 ``Q(u, r)   = min(1, D / R)`` (1 when ``R = 0``)               FR-provision quality [-]
 ``J(u, r)   = w_cfe cff e(u) - w_co2 (CI / CI_ref) e(u) + w_fr Q(u, r) + w_work u``
 
 over the feasible candidates ``u - r >= trigger_floor_fraction``. ``cff e(u)`` is the
 hour's share of the CFE numerator (carbon-free facility energy) and ``(CI / CI_ref)
-e(u)`` its facility CO2, both per unit of full-load facility energy; ``w_work u`` is the
+e(u)`` its facility CO2, both per unit of the flexible load's full IT energy, so that the
+two variants price a watt of IT alike except for the facility's marginal factor
+(``e(u) = u`` for CI-only, ``m̄ u`` for Eq. 4; normalising by ``F(P_max)`` instead would
+price the PUE-aware variant's carbon in smaller units and make it curtail less, not
+more, where the meter sees more); ``w_work u`` is the
 value of the work done (without it no term favours running at all). Ties (within
 1e-12) go to the smallest ``r`` (least curtailment when triggered), then the largest
 ``u``. A PUE-aware selector sizes ``r`` so that the *meter* sees ``R``; a CI-only one
@@ -270,8 +274,8 @@ def score_grid(it_max_power_w: float, ci_g_per_kwh: float, carbon_free_fraction:
     _check_hour(it_max_power_w, ci_g_per_kwh, carbon_free_fraction, ci_ref_g_per_kwh, committed_reserve_w)
     u, r = operating_grid(params)
     fac_u = _facility(facility_power_fn, u * it_max_power_w)
-    fac_max = float(_facility(facility_power_fn, np.array([it_max_power_w]))[0])
-    e = fac_u / fac_max
+    fac_0 = float(_facility(facility_power_fn, np.array([0.0]))[0])
+    e = (fac_u - fac_0) / it_max_power_w
     uu, rr = np.meshgrid(u, r, indexing="ij")
     feasible = uu - rr >= params.trigger_floor_fraction - 1e-12
     low = np.where(feasible, uu - rr, uu)  # infeasible cells: evaluate at u (no step), masked below

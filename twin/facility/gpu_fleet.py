@@ -68,6 +68,7 @@ class GpuFleet:
         check_caps_in_range(np.arange(n), np.full(n, cap_w), self.min_limit_w, self.max_limit_w)
         self.cap_w = np.full(n, float(cap_w))
         self.base_cap_w = self.cap_w.copy()  # the cap job run times refer to
+        self._class_cache: dict[tuple, tuple[float, float]] = {}
         self.gpu_util = np.zeros(n)
         self.workload = np.full(n, GENERIC, dtype=np.int64)
         # trace replay: cohorts whose power comes from a measured series (PM100), not a model
@@ -79,6 +80,8 @@ class GpuFleet:
         # cap slows the class's kernels) and its integral, exact between events
         self.speed = np.ones(n)
         self.progress_s = np.zeros(n)
+        self.has_job = np.zeros(n, dtype=bool)
+        self.work_node_s = 0.0  # job work done [node-seconds at the configured cap's speed]
         self.host_util = np.zeros(n)
         self.ambient_c = self.fit.ambient_c  # fitted junction "ambient" of the V100 testbed
         self.temp_c = np.full(n, self.ambient_c + profile.r_th_k_per_w * profile.idle_w)
@@ -114,18 +117,25 @@ class GpuFleet:
         self.speed[idx] = 1.0
         if has.any():
             sel = idx[has]
-            names = np.asarray(WORKLOADS)[w[has]]
-            self.class_power_w[sel] = np.maximum(
-                mean_board_power_w(self.cap_w[sel], self.sm_clock_mhz, names, self.fit, self.profile),
-                self.profile.idle_w)
-            # job run times are given at the facility's configured cap (base_cap_w): kernels
-            # run at X(cap)/X(base cap) of that speed for the share util of the time
-            # (the rest, e.g. I/O, is unaffected): speed = 1 / ((1 - util) + util / rho)
-            rho = (throughput_iter_per_s(self.cap_w[sel], self.sm_clock_mhz, names, self.fit, self.profile)
-                   / throughput_iter_per_s(self.base_cap_w[sel], self.sm_clock_mhz, names, self.fit,
-                                           self.profile))
+            # (P_class, rho) per distinct (class, cap, base cap): a handful of values in a run,
+            # while the calibrated model costs ~0.1 ms a call
+            keys = list(zip(w[has].tolist(), self.cap_w[sel].tolist(), self.base_cap_w[sel].tolist()))
+            missing = [k for k in dict.fromkeys(keys) if k not in self._class_cache]
+            if missing:
+                wk, cap, base = (np.array(x) for x in zip(*missing))
+                names = np.asarray(WORKLOADS)[wk]
+                p_class = np.maximum(mean_board_power_w(cap, self.sm_clock_mhz, names, self.fit, self.profile),
+                                     self.profile.idle_w)
+                # job run times are given at the facility's configured cap (base_cap_w): kernels
+                # run at X(cap)/X(base cap) of that speed for the share util of the time
+                rho = (throughput_iter_per_s(cap, self.sm_clock_mhz, names, self.fit, self.profile)
+                       / throughput_iter_per_s(base, self.sm_clock_mhz, names, self.fit, self.profile))
+                self._class_cache.update(zip(missing, zip(p_class.tolist(), np.maximum(rho, 1e-9).tolist())))
+            vals = np.array([self._class_cache[k] for k in keys])
+            self.class_power_w[sel] = vals[:, 0]
+            # the rest of the time (e.g. I/O) is unaffected: speed = 1 / ((1 - util) + util / rho)
             util = self.gpu_util[sel]
-            self.speed[sel] = 1.0 / ((1.0 - util) + util / np.maximum(rho, 1e-9))
+            self.speed[sel] = 1.0 / ((1.0 - util) + util / vals[:, 1])
 
     def _refresh_targets(self) -> None:
         p = self.profile
@@ -193,6 +203,7 @@ class GpuFleet:
         self.host_energy_j += self.host_power_w * dt
         self.host_energy_total_j += self.host_power_total_w * dt
         self.progress_s += self.speed * dt
+        self.work_node_s += float((self.speed * self.has_job) @ self.host_count) * dt
         self.t_s = t_s
 
     def _update_temp(self) -> None:
@@ -220,6 +231,7 @@ class GpuFleet:
         self.gpu_util[cohorts] = gpu_util
         self.host_util[cohorts] = host_util
         self.workload[cohorts] = workload
+        self.has_job[cohorts] = (np.asarray(gpu_util) > 0) | (np.asarray(host_util) > 0)
         self.is_trace[cohorts] = False
         self._refresh_class_power(cohorts)  # also the cohorts' speed
         self._refresh_targets()
@@ -231,6 +243,7 @@ class GpuFleet:
             raise ValueError(f"trace power must be >= 0 W (gpu_w = {gpu_w!r}, host_w = {host_w!r})")
         self.advance_to(t_s)
         self.speed[cohorts] = 1.0  # measured power: its job's progress is the trace's own
+        self.has_job[cohorts] = True
         self.is_trace[cohorts] = True
         self.trace_gpu_w[cohorts] = gpu_w
         self.trace_host_w[cohorts] = host_w

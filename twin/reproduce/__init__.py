@@ -10,7 +10,10 @@ note); :func:`twin.reproduce.table.reproduce` runs them and writes ``paper_table
 
 * E2, inner-loop step response (seed 004 §5.1): :func:`twin.reproduce.e2.e2_rows` ``(data_dir)``;
 * E3, AR(4) predictor accuracy: ``twin.reproduce.e3.e3_rows(data_dir)``;
-* E4, closed-loop demand following: ``twin.reproduce.e4.e4_rows(seed)``.
+* E4, closed-loop demand following: ``twin.reproduce.e4.e4_rows(seed)``;
+* DAY100, the 100-host day (§5.1, Fig. 4): ``twin.reproduce.day100.day100_rows(seed)``;
+* E8, PUE-aware vs CI-only Tier 3 on six grids (§5.2): ``twin.reproduce.e8.e8_rows(data_dir)``
+  (reads ``entsoe_ci_2025`` beside the V100 telemetry folder).
 """
 
 from __future__ import annotations
@@ -82,4 +85,8 @@ EXPERIMENTS = MappingProxyType({
     "E2": Experiment("E2", "inner-loop cap-step response (§5.1)", "twin.reproduce.e2:e2_rows", "data_dir"),
     "E3": Experiment("E3", "outer-loop AR(4) predictor accuracy (§5.1)", "twin.reproduce.e3:e3_rows", "data_dir"),
     "E4": Experiment("E4", "closed-loop demand following (§5.1)", "twin.reproduce.e4:e4_rows", "seed"),
+    "DAY100": Experiment("DAY100", "the 24 h 100-host day on the German grid (§5.1, Fig. 4)",
+                         "twin.reproduce.day100:day100_rows", "seed"),
+    "E8": Experiment("E8", "PUE-aware vs CI-only Tier 3 on six grids (§5.2)", "twin.reproduce.e8:e8_rows",
+                     "data_dir"),
 })

@@ -234,8 +234,9 @@ class Engine:
         self.jobs = jobs = self.workload.jobs
         self.dropped_at_replay: dict[str, int] = {}
         self._trace_running: set[int] = set()
-        self.fleet = GpuFleet(fac.gpu, gpu_count=np.full(fac.nodes, fac.gpus_per_node),
-                              host_count=np.ones(fac.nodes), cap_w=fac.gpu_power_cap_w,
+        k = fac.hosts_per_node  # each node slot is one cohort of k identical hosts
+        self.fleet = GpuFleet(fac.gpu, gpu_count=np.full(fac.nodes, fac.gpus_per_node * k),
+                              host_count=np.full(fac.nodes, float(k)), cap_w=fac.gpu_power_cap_w,
                               host_idle_w=fac.host_idle_w, host_busy_w=fac.host_busy_w, t0_s=-warmup_s,
                               sm_clock_mhz=fac.gpu_sm_clock_mhz)
         first_hour = sc.start.replace(minute=0, second=0, microsecond=0)
@@ -396,6 +397,7 @@ class Engine:
         if env.now < 0.0:
             yield env.timeout(-env.now)  # the warm-up: jobs only, nothing recorded
         site.open_at(0.0)
+        self.work0_node_s = fleet.work_node_s
         prev_e = fleet.gpu_energy_j + fleet.host_energy_j if hosts else None
         step = max(1, n // 200)
         wins, w = self.log_windows, 0

@@ -52,7 +52,8 @@ def summarise(engine, *, wall_s: float, peak_rss_mb: float, version: str) -> dic
         "base_tick_s": dt,
         "ticks": n,
         "nodes": sc.facility.nodes,
-        "gpus": sc.facility.nodes * sc.facility.gpus_per_node,
+        "hosts": sc.facility.nodes * sc.facility.hosts_per_node,
+        "gpus": sc.facility.nodes * sc.facility.hosts_per_node * sc.facility.gpus_per_node,
         "design_it_power_kw": sc.facility.design_it_power_w / 1e3,
         "it_energy_kwh": it_kwh,
         "gpu_energy_kwh": rec.column_sum("gpu_power_w") * dt / J_PER_KWH,
@@ -87,6 +88,13 @@ def summarise(engine, *, wall_s: float, peak_rss_mb: float, version: str) -> dic
         "control": engine.control.summary() if engine.control is not None else None,
         "co2_it_kg": engine.co2_it_g / 1e3,
         "co2_facility_kg": engine.co2_facility_g / 1e3,
+        # job work done in the recorded window, at the configured cap's speed (capped jobs
+        # do less per second), and the carbon per unit of it: the fair basis for comparing
+        # controllers over a finite window (slowed work is otherwise pushed out of it)
+        "work_node_h": (engine.fleet.work_node_s - engine.work0_node_s) / 3600.0,
+        "co2_facility_g_per_node_h": (engine.co2_facility_g / ((engine.fleet.work_node_s - engine.work0_node_s)
+                                                                / 3600.0)
+                                      if engine.fleet.work_node_s > engine.work0_node_s else None),
         "outputs": sorted(["timeseries.parquet", "summary.json"]
                           + (["overview.png"] if sc.outputs.overview_png else [])
                           + (["hosts.parquet"] if sc.outputs.per_host_series else [])

@@ -15,6 +15,8 @@ then. This is the documented choice for replaying job tables without start times
 
 from __future__ import annotations
 
+import bisect
+
 from collections import deque
 from typing import Callable
 
@@ -51,6 +53,7 @@ class BatchQueue:
         self.backfill = backfill
         self.running = 0
         self._limit_end: dict[int, float] = {}  # running job -> start + time limit
+        self._ends: list[tuple[float, int]] = []  # (start + time limit, job), sorted
         self._nodes: dict[int, np.ndarray] = {}  # running job -> its nodes
         self.backfilled = 0
         # job progress under power caps: progress(node) -> (full-speed seconds done on the node
@@ -86,6 +89,7 @@ class BatchQueue:
         self.n_free -= nodes.size
         self.running += 1
         self._limit_end[i] = self.env.now + self.time_limit_s[i]
+        bisect.insort(self._ends, (self._limit_end[i], i))
         self._nodes[i] = nodes
         self.on_start(i, nodes)
         if self.progress is None:
@@ -134,7 +138,7 @@ class BatchQueue:
         self.free[nodes] = True
         self.n_free += nodes.size
         self.running -= 1
-        del self._limit_end[i]
+        self._ends.pop(bisect.bisect_left(self._ends, (self._limit_end.pop(i), i)))
         del self._nodes[i]
         self.on_end(i, nodes)
         self._schedule()
@@ -149,8 +153,7 @@ class BatchQueue:
         need = self.num_nodes[waiting[0]]
         free = self.n_free
         shadow, extra = np.inf, 0
-        ends = sorted((end, i) for i, end in self._limit_end.items())
-        for end, j in ends:
+        for end, j in self._ends:
             free += self.num_nodes[j]
             if free >= need:
                 shadow, extra = end, free - need
