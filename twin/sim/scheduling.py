@@ -132,7 +132,7 @@ class BatchQueue:
                 self._check_at(i, nodes)
 
     def _take(self, i: int) -> None:
-        self._start(i, np.flatnonzero(self.free)[: self.num_nodes[i]])
+        self._start(i, np.flatnonzero(self.free)[: self.num_nodes[i]].copy())  # a copy: a view would pin the whole index array
 
     def _end(self, i: int, nodes: np.ndarray) -> None:
         self.free[nodes] = True
