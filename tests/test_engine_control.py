@@ -177,3 +177,97 @@ def test_control_section_errors_name_the_key(control, frequency, message):
     with pytest.raises(ScenarioError) as err:
         scenario(control=control, frequency=frequency)
     assert message in str(err.value)
+
+
+# ---------------------------------------------------------------- Tier 3 and the scheduler in the engine
+
+HOURLY = {
+    "name": "hourly", "start": "2025-07-01T00:00:00Z", "duration_h": 48.0, "base_tick_s": 60.0, "seed": 5,
+    "facility": {"nodes": 30, "gpus_per_node": 4, "gpu_model": "V100-SXM2-16GB", "host_idle_w": 300.0,
+                 "host_busy_w": 650.0},
+    "cooling": {"model": "paper_eq4"},
+    "weather": {"model": "climate", "site": "DE"},
+    "workload": {"source": "synthetic", "offered_load": 0.8, "warmup_h": 12.0, "flexible_fraction": 0.5},
+    "grid": {"country": "DE", "carbon_source": "synthetic"},
+    "outputs": {"overview_png": False},
+}
+
+
+def hourly_run(tmp_path, control, base=HOURLY, **facility):
+    raw = json.loads(json.dumps(base))
+    raw["control"] = control
+    raw["facility"].update(facility)
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    eng = Engine(parse_scenario(raw, "hourly.toml"), tmp_path)
+    caps = []  # (t, caps) one second into every hour: the hour's decision is in force
+
+    def probe():
+        while True:
+            yield eng.env.timeout((np.floor(eng.env.now / 3600.0) + 1) * 3600.0 + 1.0 - eng.env.now)
+            if eng.env.now > 0:
+                eng.fleet.advance_to(eng.env.now)
+                caps.append((eng.env.now, eng.fleet.cap_w.copy()))
+
+    eng.env.process(probe())
+    eng.run()
+    eng.site.ledger.check()
+    return eng, summarise(eng, wall_s=1.0, peak_rss_mb=0.0, version="test"), caps
+
+
+def test_throttle_caps_every_gpu_to_80_percent_exactly_in_the_high_hours(tmp_path):
+    eng, s, caps = hourly_run(tmp_path, {"scheduler": "carbon_aware"})
+    hourly = eng.control.hourly
+    throttle = {int(h[0] // 3600): h[3] for h in hourly}
+    high = [k for k, v in throttle.items() if v < 1.0]
+    # the 66th percentile of a 24 h look-ahead marks about a third of the hours as high
+    assert 0.15 * len(throttle) <= len(high) <= 0.5 * len(throttle)
+    for t, c in caps:
+        k = int(t // 3600)
+        if k in throttle:
+            # V100 16 GB at its 300 W TDP; in high hours 0.8 x 300 = 240 W, on every GPU
+            np.testing.assert_array_equal(c, np.full(30, 240.0 if throttle[k] < 1.0 else 300.0))
+    h = s["control"]["hourly"]
+    assert h["throttled_hours"] == len(high)
+    assert h["jobs_deferred"] > 0 and h["deferred_released_after_latest_start"] == 0
+    assert h["deferral_max_h"] <= 24.0 * 4  # never beyond the largest slack (4 x run time, runs <= 24 h)
+
+
+def test_deferral_never_releases_a_job_after_its_latest_start_across_seeds(tmp_path):
+    for seed in (1, 2, 3):
+        raw = json.loads(json.dumps(HOURLY))
+        raw.update(seed=seed, duration_h=24.0, control={"scheduler": "carbon_aware",
+                                                       "scheduler_forecast": "seasonal_naive"})
+        (tmp_path / str(seed)).mkdir()
+        eng = Engine(parse_scenario(raw, "h.toml"), tmp_path / str(seed))
+        eng.run()
+        assert eng.control.released_late == 0
+        assert eng.control.jobs_deferred > 0, seed
+
+
+def swinging_ci_file(path) -> str:
+    """Hourly CI swinging 150-450 g/kWh with the day (peak 18 UTC), cff = 0.8 - CI/750."""
+    from traces.ci_file import write_ci_parquet
+    t = pd.date_range("2025-06-28T00:00:00Z", periods=24 * 8, freq="h")
+    ci = 300.0 + 150.0 * np.sin(2 * np.pi * (t.hour.to_numpy() - 12) / 24.0)
+    data = pd.DataFrame({"timestamp": t, "carbon_intensity_g_per_kwh": ci,
+                         "carbon_free_fraction": np.clip(0.8 - ci / 750.0, 0.0, 1.0)})
+    return str(write_ci_parquet(path, data, {"source": "test: hand-made diurnal swing"}))
+
+
+def test_tier3_variants_differ_and_node_groups_scale_linearly(tmp_path):
+    grid = {"country": "DE", "carbon_source": "file", "carbon_file": swinging_ci_file(tmp_path / "ci.parquet")}
+    HOURLY_FILE = {**HOURLY, "grid": grid}
+    _, ci, _ = hourly_run(tmp_path / "ci", {"tier3": "ci_only"}, base=HOURLY_FILE)
+    eng, pue, _ = hourly_run(tmp_path / "pue", {"tier3": "pue_aware"}, base=HOURLY_FILE)
+    u_ci = ci["control"]["hourly"]["operating_fraction_mean"]
+    u_pue = pue["control"]["hourly"]["operating_fraction_mean"]
+    # Eq. 4's marginal factor (> 1) makes each IT watt dearer to the PUE-aware variant:
+    # it curtails at least as much
+    assert u_pue <= u_ci + 1e-12
+    assert u_pue < 1.0
+    # the same site as 5-host node groups: every energy x 5, every decision the same
+    eng5, pue5, _ = hourly_run(tmp_path / "pue5", {"tier3": "pue_aware"}, base=HOURLY_FILE, hosts_per_node=5)
+    for k in ("it_energy_kwh", "facility_energy_kwh", "co2_facility_kg", "work_node_h"):
+        assert pue5[k] == pytest.approx(5.0 * pue[k], rel=1e-9), k
+    assert [h[1] for h in eng5.control.hourly] == [h[1] for h in eng.control.hourly]
+    assert pue5["gpus"] == 5 * 30 * 4
