@@ -140,7 +140,7 @@ def e8_rows(data_dir: Path, *, countries=COUNTRIES, days: float = DAYS, check_si
                 f"{pue['g_per_node_h']:.2f} g (u mean {got['pue_aware']['u_mean']:.3f}); PUE mean "
                 f"{got['baseline']['pue_mean']:.3f}; identical at 1/10/50 MW by construction (node groups)")
         rows.append({"experiment": "E8", "metric": f"{c}: facility CO2 per unit of work, PUE-aware <= CI-only",
-                     "unit": "g/node-h", "paper": None, "twin": pue["g_per_node_h"],
+                     "unit": "g/node-h", "paper_value": None, "twin_value": pue["g_per_node_h"],
                      "tolerance": f"<= CI-only ({ci['g_per_node_h']:.3f})",
                      "pass": bool(pue["g_per_node_h"] <= ci["g_per_node_h"] * (1 + 1e-12)),
                      "reference": "issue #7 pass rule", "note": note})
