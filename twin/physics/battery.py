@@ -38,6 +38,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from twin.physics._scalar import scalars as _scalars, fmax as _fmax, fmin as _fmin
 
 SECONDS_PER_DAY = 86_400.0
 SECONDS_PER_HOUR = 3_600.0
@@ -45,24 +46,6 @@ KELVIN_AT_0_C = 273.15
 
 #: Round-trip efficiency of a utility Li-ion BESS [-] (NREL ATB; REFERENCE.md §4, §8.6).
 ROUND_TRIP_EFFICIENCY_ATB = 0.85
-
-
-def _scalars(*args) -> bool:
-    """True when every argument is a float or an int (numpy float64 included)."""
-    for a in args:
-        if a.__class__ is not float and not isinstance(a, (float, int)):
-            return False
-    return True
-
-
-def _fmax(a: float, b: float) -> float:
-    """``np.maximum`` of two floats: NaN if either is NaN."""
-    return math.nan if math.isnan(a) or math.isnan(b) else max(a, b)
-
-
-def _fmin(a: float, b: float) -> float:
-    """``np.minimum`` of two floats: NaN if either is NaN."""
-    return math.nan if math.isnan(a) or math.isnan(b) else min(a, b)
 
 
 # --------------------------------------------------------------------- efficiency

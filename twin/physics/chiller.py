@@ -24,6 +24,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from twin.physics._scalar import scalars as _scalars, fmax as _fmax
 
 
 @dataclass(frozen=True)
@@ -283,19 +284,6 @@ def eir_chiller(
         "cop": cop,
     }
     return {k: (v if np.ndim(v) else float(v)) for k, v in out.items()}
-
-
-def _scalars(*args) -> bool:
-    """True when every argument is a float or an int (numpy float64 included)."""
-    for a in args:
-        if a.__class__ is not float and not isinstance(a, (float, int)):
-            return False
-    return True
-
-
-def _fmax(a: float, b: float) -> float:
-    """``np.maximum`` of two floats: NaN if either is NaN."""
-    return math.nan if math.isnan(a) or math.isnan(b) else max(a, b)
 
 
 def _eir_chiller_scalar(load_w, reference_capacity_w, chw_leaving_c, cond_entering_c, curves,

@@ -25,14 +25,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
-
-def _scalars(*args) -> bool:
-    """True when every argument is a float or an int (numpy float64 included)."""
-    for a in args:
-        if a.__class__ is not float and not isinstance(a, (float, int)):
-            return False
-    return True
+from twin.physics._scalar import scalars as _scalars, fmax as _fmax, fmin as _fmin
 
 
 def free_cooling_fraction(dry_bulb_c, wet_bulb_c, zero_at_dry_bulb_c=25.0, full_at_wet_bulb_c=12.0):
@@ -100,18 +93,6 @@ def affinity_power_w(load_fraction, design_power_w, min_fraction, exponent=3.0):
         return design_power_w * _fmax(load_fraction, min_fraction) ** exponent
     x = np.maximum(load_fraction, min_fraction)
     return design_power_w * x**exponent
-
-
-def _fmax(a, b) -> float:
-    """``np.maximum`` of two scalars: NaN if either is NaN."""
-    a, b = float(a), float(b)
-    return math.nan if math.isnan(a) or math.isnan(b) else max(a, b)
-
-
-def _fmin(a, b) -> float:
-    """``np.minimum`` of two scalars: NaN if either is NaN."""
-    a, b = float(a), float(b)
-    return math.nan if math.isnan(a) or math.isnan(b) else min(a, b)
 
 
 def chiller_power_w(heat_load_w, free_fraction, cop):

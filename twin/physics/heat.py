@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from twin.physics._scalar import scalars as _scalars
 
 KELVIN_OFFSET = 273.15
 SECONDS_PER_DAY = 86_400.0
@@ -43,14 +44,6 @@ CARNOT_EFFICIENCY = 0.4225
 ZANGENEH_OI_SOURCE_C = 45.0
 ZANGENEH_OI_SUPPLY_C = (60.0, 70.0, 80.0)
 ZANGENEH_OI_COP = (5.5, 4.3, 3.5)
-
-
-def _scalars(*args) -> bool:
-    """True when every argument is a float or an int (numpy float64 included)."""
-    for a in args:
-        if a.__class__ is not float and not isinstance(a, (float, int)):
-            return False
-    return True
 
 
 def _out(x):

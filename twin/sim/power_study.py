@@ -73,8 +73,7 @@ from twin.facility.cooling_plant import (
     make_cooling_model,
 )
 from twin.facility.distribution import Distribution, ShedWorkload, plan_load_shedding
-from twin.facility.weather import ClimateWeather, DiurnalWeather
-from twin.physics.weather import SITE_CLIMATES
+from twin.sim.engine import make_weather
 
 __all__ = [
     "BALANCE_RTOL",
@@ -473,16 +472,6 @@ class StudyInputs:
     wb_c: np.ndarray
 
 
-def _weather(sc):
-    w = sc.weather
-    if w.model == "climate":
-        return ClimateWeather(sc.start, sc.duration_s, SITE_CLIMATES[w.site], peak_hour_utc=w.peak_hour_utc,
-                              depression_swing_fraction=w.depression_swing_fraction)
-    return DiurnalWeather(sc.start, dry_bulb_mean_c=w.dry_bulb_mean_c, dry_bulb_range_k=w.dry_bulb_range_k,
-                          wet_bulb_mean_c=w.wet_bulb_mean_c, wet_bulb_range_k=w.wet_bulb_range_k,
-                          peak_hour_utc=w.peak_hour_utc)
-
-
 def build_inputs(sc) -> StudyInputs:
     """Traces, placement, shedding plan and the distribution flows of the demand."""
     tr, dt, n = sc.training, sc.base_tick_s, sc.n_ticks
@@ -548,7 +537,7 @@ def build_inputs(sc) -> StudyInputs:
         for name, v in fl.loss_w.items():
             kind = d.elements[name].kind
             loss_by_kind[kind] = loss_by_kind.get(kind, 0.0) + float(np.sum(v)) * dt
-    weather = _weather(sc)
+    weather = make_weather(sc)
     t_s = np.arange(n) * dt
     db, wb = weather.temperatures_c(t_s + 0.5 * dt)
     db, wb = np.asarray(db, dtype=float), np.minimum(np.asarray(wb, dtype=float), np.asarray(db, dtype=float))
