@@ -298,6 +298,11 @@ SCHEMA: dict[str, tuple[Key, ...]] = {
         _k("ffr_commitment_kw", "float", "kW", 0.0, "FFR reserve committed at the facility meter each hour "
            "(Tier 3 sizes r so that the meter sees it).", min=0.0, max=1e7, when=("tier3", ("pue_aware", "ci_only")),
            source="docs/metrics.md §1"),
+        _k("tier3_forecast", "str", "-", "perfect", "What Tier 3 knows of the hour's carbon intensity and "
+           "carbon-free share and of the next 24 h (its reference): 'perfect', 'persistence' (the last hour "
+           "held: CI / reference is then 1 and Tier 3 never curtails) or 'seasonal_naive' (a day earlier).",
+           choices=("perfect", "persistence", "seasonal_naive"), when=("tier3", ("pue_aware", "ci_only")),
+           source="docs/parameters.md (scheduler forecasts)"),
         _k("ffr_min_commitment_kw", "float", "kW", 0.0, "An hour whose planned reserve at the meter is below this "
            "commits none (a minimum bid; Svk's FFR minimum is 100 kW for a real bid).", min=0.0, max=1e7,
            when=("tier3", ("pue_aware", "ci_only")), source="REFERENCE.md §6.1 (0.1 MW minimum bid)"),
@@ -571,6 +576,7 @@ class Control:
     tier3: str
     ffr_commitment_kw: float | None
     ffr_min_commitment_kw: float | None
+    tier3_forecast: str | None
     scheduler: str
     scheduler_signal: str | None
     scheduler_forecast: str | None

@@ -52,7 +52,7 @@ from datetime import timedelta
 import numpy as np
 
 from twin.control.island_table import decode_table, encode_table
-from twin.control.scheduler import CarbonScheduler, DeferrableJob, HourlySignal, SchedulerParams
+from twin.control.scheduler import CarbonScheduler, DeferrableJob, HourlySignal, SchedulerParams, forecast_hourly
 from twin.control.tier3_selector import Tier3Params, Tier3Selector, score_grid
 from twin.control.tier1_pid import PidParams, Tier1Controller
 from twin.control.tier2_ar import RlsAr
@@ -172,22 +172,27 @@ class FacilityControl:
             yield env.timeout(self._tier2_start_s - env.now)
         prev = self._host_energy_j()
         n_hosts = self.fleet.host_count
+        # the per-tick arithmetic as bare ufunc calls (same operations, same order: x.sum() is
+        # add.reduce, np.clip(x, lo, hi) is minimum(maximum(x, lo), hi) for lo <= hi)
+        sub, div, mul, absolute, total = np.subtract, np.true_divide, np.multiply, np.absolute, np.add.reduce
+        lo_w, hi_w = self._host_lo_w, self._host_hi_w
+        tier2, changed = self.tier2, self._changed
         while True:
             yield env.timeout(per)
             e = self._host_energy_j()
-            y = (e - prev) / per / n_hosts  # mean power of one host of each cohort [W]
+            y = div(div(sub(e, prev), per), n_hosts)  # mean power of one host of each cohort [W]
             prev = e
             if self._pred_w is not None and env.now > 0.0:
-                self._abs_err += float(np.abs(self._pred_w - y).sum())
-                self._abs_err_persist += float(np.abs(self._mean_w - y).sum())
-                self._sum_y += float(y.sum())
+                self._abs_err += float(total(absolute(sub(self._pred_w, y))))
+                self._abs_err_persist += float(total(absolute(sub(self._mean_w, y))))
+                self._sum_y += float(total(y))
                 self._scored += y.size
-            if self._changed.any():
-                self.tier2.reset(self._changed)  # a new job on the host: a new process to fit
-                self._changed[:] = False
-            self.tier2.update(y / self._host_hi_w)  # per unit of the host's top power (see __init__)
+            if changed.any():
+                tier2.reset(changed)  # a new job on the host: a new process to fit
+                changed[:] = False
+            tier2.update(div(y, hi_w))  # per unit of the host's top power (see __init__)
             self._mean_w = y
-            self._pred_w = np.clip(self.tier2.predict() * self._host_hi_w, self._host_lo_w, self._host_hi_w)
+            self._pred_w = np.minimum(np.maximum(mul(tier2.predict(), hi_w), lo_w), hi_w)
             self.tier2_ticks += 1
 
     def load_changed(self, cohorts) -> None:
@@ -394,16 +399,21 @@ class FacilityControl:
             p_flex = self._flex_state()
             self._wx = self._temps_c(t_h + 1800.0)
             if p_flex > 0.0:
-                ci_look = np.array([self.engine.hourly_carbon(t_h + j * 3600.0)[0] for j in range(24)])
+                # what Tier 3 knows: the hour and the next 24 h by the chosen forecast, made
+                # from the series of the last 24 h and (perfect) the next 24 h
+                past = [self.engine.hourly_carbon(t_h + j * 3600.0) for j in range(-24, 24)]
+                method = self.cfg.tier3_forecast
+                ci_look = forecast_hourly([p[0] for p in past], 24, 24, method)
+                cff_look = forecast_hourly([0.0 if math.isnan(p[1]) else p[1] for p in past], 24, 24, method)
+                ci_fc, cff0 = float(ci_look[0]), float(cff_look[0])
                 ci_ref = max(float(ci_look.mean()), 1e-9)
-                cff0 = 0.0 if math.isnan(cff) else cff
                 if self.fixed_band is None:
-                    d = self.tier3.decide(now_s, p_flex, ci, cff0, ci_ref, self.cfg.ffr_commitment_kw * 1e3)
+                    d = self.tier3.decide(now_s, p_flex, ci_fc, cff0, ci_ref, self.cfg.ffr_commitment_kw * 1e3)
                     self.u, self.r, objective = d.u, d.r, d.objective
                     self.commit_w = self.cfg.ffr_commitment_kw * 1e3
                 else:
                     # band fixed: the best u with r = band; commit what the model says the meter sees
-                    t = score_grid(p_flex, ci, cff0, ci_ref, 0.0, self.tier3.facility_power_fn, self.tier3.params)
+                    t = score_grid(p_flex, ci_fc, cff0, ci_ref, 0.0, self.tier3.facility_power_fn, self.tier3.params)
                     j = int(np.argmin(np.abs(t.r_grid - self.fixed_band)))
                     col = np.where(t.feasible[:, j], t.objective[:, j], -np.inf)
                     i = int(np.flatnonzero(col >= col.max() - 1e-12 * max(1.0, abs(col.max())))[-1])
