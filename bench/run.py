@@ -6,9 +6,13 @@ Usage::
 
 Entries (``--only``; default: every entry except the long ``m100_year``):
 
-* ``m100_day``: ``scenarios/m100_day.toml`` (980 nodes x 4 V100, 24 h at 1 s).
-* ``host100_day``: ``bench/scenarios/host100_day.toml`` (seed 004's 100-host day).
-* ``gw_day``: ``bench/scenarios/gw_day.toml`` (~1 GW, 120 000 nodes); stopped at
+* ``m100_day``: ``bench/scenarios/m100_day_full.toml`` (``scenarios/m100_day.toml``: 980
+  nodes x 4 V100, 24 h at 1 s; plus 24 FFR dips, Tier 2 on every host, the island and
+  Tier 1 in the event windows).
+* ``host100_day``: ``scenarios/host100_day.toml`` (seed 004's 100-host day: Tiers 1-3,
+  the island, the carbon-aware scheduler).
+* ``gw_day``: ``bench/scenarios/gw_day.toml`` (~1 GW: 5 400 cohorts of 100 hosts x 4
+  V100, Tier 2 per cohort); stopped at
   ``GW_LIMIT_S`` wall or ``GW_LIMIT_RSS_MB`` resident memory (the result then says so).
 * ``m100_year``: ``bench/scenarios/m100_year.toml`` (long: ``make bench-long``).
 * ``scaling``: ``bench/scenarios/scaling_base.toml`` at 1 000 -> 10 000 nodes (1 day) and
@@ -51,8 +55,8 @@ SCENARIOS = ROOT / "bench" / "scenarios"
 DEFAULT = ("m100_day", "host100_day", "gw_day", "scaling")
 LONG = ("m100_year",)
 SCENARIO_FILES = {
-    "m100_day": ROOT / "scenarios" / "m100_day.toml",
-    "host100_day": SCENARIOS / "host100_day.toml",
+    "m100_day": SCENARIOS / "m100_day_full.toml",
+    "host100_day": ROOT / "scenarios" / "host100_day.toml",
     "gw_day": SCENARIOS / "gw_day.toml",
     "m100_year": SCENARIOS / "m100_year.toml",
 }

@@ -417,13 +417,16 @@ def synthetic_frequency_trace(duration_s: float, *, seed: int, dt_s: float = 0.1
 
     weight = np.ones(n)   # weight of the noise
     deviation = np.zeros(n)
-    for _, _, d in spans:
+    for lo, hi, d in spans:
+        # outside (lo, hi) the fade is exactly 1 and the deviation exactly 0: work on the span only
+        a, b = int(np.searchsorted(t, lo, side="left")), int(np.searchsorted(t, hi, side="right"))
+        ts = t[a:b]
         if taper_s > 0.0:
-            before = np.clip((d.start_s - t) / taper_s, 0.0, 1.0)
-            after = np.clip((t - d.end_s) / taper_s, 0.0, 1.0)
+            before = np.clip((d.start_s - ts) / taper_s, 0.0, 1.0)
+            after = np.clip((ts - d.end_s) / taper_s, 0.0, 1.0)
             fade = (1.0 - np.cos(np.pi * np.maximum(before, after))) / 2.0
         else:
-            fade = np.where((t >= d.start_s) & (t <= d.end_s), 0.0, 1.0)
-        weight = np.minimum(weight, fade)
-        deviation += d.deviation_hz(t)
+            fade = np.where((ts >= d.start_s) & (ts <= d.end_s), 0.0, 1.0)
+        weight[a:b] = np.minimum(weight[a:b], fade)
+        deviation[a:b] += d.deviation_hz(ts)
     return FrequencySignal(t, NOMINAL_HZ + weight * noise + deviation)

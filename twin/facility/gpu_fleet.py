@@ -79,33 +79,88 @@ class GpuFleet:
         # job progress: full-speed seconds of work done per second (1 uncapped; < 1 where the
         # cap slows the class's kernels) and its integral, exact between events
         self.speed = np.ones(n)
-        self.progress_s = np.zeros(n)
         self.has_job = np.zeros(n, dtype=bool)
         self.work_node_s = 0.0  # job work done [node-seconds at the configured cap's speed]
         self.host_util = np.zeros(n)
         self.ambient_c = self.fit.ambient_c  # fitted junction "ambient" of the V100 testbed
         self.temp_c = np.full(n, self.ambient_c + profile.r_th_k_per_w * profile.idle_w)
-        self._temp_pending_s = 0.0
         # rises wait out the profile's rise delay (E2: ~110 ms before power follows a raised
         # target), then follow tau_up_after_delay; falls start at once with tau_down
         self.rise_delay_s = float(profile.rise_delay_s)
         tau_up = profile.tau_up_after_delay_s if self.rise_delay_s > 0 else profile.tau_up_s
         self._dyn = SimpleNamespace(tau_down_s=profile.tau_down_s, tau_up_s=tau_up)
+        board_power_step(profile.idle_w, profile.idle_w, 1.0, self._dyn)  # checks the time constants
+        junction_temp_step(self.temp_c[:1], profile.idle_w, self.ambient_c, 1.0, profile.r_th_k_per_w,
+                           profile.tau_th_s)  # checks tau_th_s
         self._pending_w = np.full(n, np.nan)
         self._pending_at_s = np.full(n, np.inf)
+        self._next_due_s = math.inf  # min(_pending_at_s), kept up to date
         self.host_idle_w = float(host_idle_w)
         self.host_busy_w = float(host_busy_w)
         self.power_w = np.full(n, profile.idle_w)  # per GPU, now
-        self.gpu_energy_j = np.zeros(n)  # cumulative per cohort (all its GPUs)
-        self.host_energy_j = np.zeros(n)  # cumulative per cohort (all its hosts)
+        self.target_w = self.power_w.copy()
+        # Lazy accounting (docs/performance.md): while every cohort sits on its target
+        # (_settled) power is constant, so an advance only adds to the scalar totals and
+        # notes its interval; the per-cohort energies and job progress are brought up to
+        # date (_flush) when read or before a rate changes. Only the cohorts still moving
+        # toward their targets (_moving) go through the lag model.
+        self._gpu_e_j = np.zeros(n)  # cumulative per cohort (all its GPUs), up to _lazy_dts
+        self._host_e_j = np.zeros(n)  # cumulative per cohort (all its hosts), up to _lazy_dts
+        self._progress_s = np.zeros(n)
+        self._lazy_dts: list[float] = []  # settled intervals not yet applied per cohort
+        self._settled = False
+        self._settled_cohort_w = self.power_w * self.gpu_count  # 0 for moving cohorts
+        self._settled_total_w = float(self._settled_cohort_w.sum())
+        self._moving = np.empty(0, dtype=np.int64)  # indices of the cohorts off their targets
+        self._is_moving = np.zeros(n, dtype=bool)
+        self._temp_t_s = np.full(n, float(t0_s))  # temp_c holds at these times (power_w constant since)
         self.gpu_energy_total_j = 0.0
         self.host_energy_total_j = 0.0
         self.t_s = float(t0_s)
-        self._refresh_targets()
+        self.host_power_w = np.zeros(n)
+        self._refresh_targets(np.arange(n), initial=True)
 
     @property
     def n_cohorts(self) -> int:
         return self.gpu_count.size
+
+    # energy and progress per cohort: the lazy stretch applied first
+    @property
+    def gpu_energy_j(self) -> np.ndarray:
+        """Cumulative GPU energy per cohort (all its GPUs) [J]."""
+        self._flush()
+        return self._gpu_e_j
+
+    @property
+    def host_energy_j(self) -> np.ndarray:
+        """Cumulative host (non-GPU) energy per cohort (all its hosts) [J]."""
+        self._flush()
+        return self._host_e_j
+
+    @property
+    def progress_s(self) -> np.ndarray:
+        """Full-speed seconds of job work done per cohort since the start [s]."""
+        self._flush()
+        return self._progress_s
+
+    def progress_of(self, cohort: int) -> float:
+        """``progress_s[cohort]`` without flushing the whole fleet (the same arithmetic)."""
+        x, v = float(self._progress_s[cohort]), float(self.speed[cohort])
+        for d in self._lazy_dts:
+            x += v * d
+        return x
+
+    def _flush(self) -> None:
+        """Apply the settled stretches since the last flush, one interval at a time (the same
+        additions, in the same order, as stepping every array at every advance)."""
+        dts = self._lazy_dts
+        if dts:
+            w, h, v = self._settled_cohort_w, self.host_power_w, self.speed
+            for d in dts:
+                self._gpu_e_j += w * d
+                self._host_e_j += h * d
+                self._progress_s += v * d
+            dts.clear()
 
     def _refresh_class_power(self, cohorts) -> None:
         """Recompute P_class(cap, clock) for ``cohorts`` (called when class or cap changes)."""
@@ -137,40 +192,76 @@ class GpuFleet:
             util = self.gpu_util[sel]
             self.speed[sel] = 1.0 / ((1.0 - util) + util / vals[:, 1])
 
-    def _refresh_targets(self) -> None:
+    def _refresh_targets(self, idx: np.ndarray, initial: bool = False) -> None:
+        """Targets, pending rises and host power of cohorts ``idx`` (int indices) after their
+        load, cap or trace changed; every other cohort's inputs are unchanged, so its target
+        is what a whole-fleet refresh would give it. Call after :meth:`_flush`."""
         p = self.profile
-        generic = capped_power_w(demand_power_w(self.gpu_util, p.idle_w, p.max_limit_w), self.cap_w)
-        classed = demand_power_w(self.gpu_util, p.idle_w, self.class_power_w)
-        modelled = np.where(self.workload == GENERIC, generic, classed)
-        new_w = np.minimum(np.where(self.is_trace, self.trace_gpu_w, modelled), self.cap_w)
-        old_w = getattr(self, "target_w", None)
-        if old_w is None or self.rise_delay_s <= 0.0:
-            self.target_w = new_w
+        util, cap = self.gpu_util[idx], self.cap_w[idx]
+        generic = capped_power_w(demand_power_w(util, p.idle_w, p.max_limit_w), cap)
+        classed = demand_power_w(util, p.idle_w, self.class_power_w[idx])
+        modelled = np.where(self.workload[idx] == GENERIC, generic, classed)
+        is_trace = self.is_trace[idx]
+        new_w = np.minimum(np.where(is_trace, self.trace_gpu_w[idx], modelled), cap)
+        if initial or self.rise_delay_s <= 0.0:
+            self.target_w[idx] = new_w
         else:
+            old_w = self.target_w[idx]
             rising = new_w > old_w
             # a rise becomes the target after the delay (a rise already pending keeps its time)
-            self._pending_at_s = np.where(rising, np.where(np.isfinite(self._pending_at_s), self._pending_at_s,
-                                                           self.t_s + self.rise_delay_s), np.inf)
-            self._pending_w = np.where(rising, new_w, np.nan)
-            self.target_w = np.where(rising, old_w, new_w)
+            at = self._pending_at_s[idx]
+            at = np.where(rising, np.where(np.isfinite(at), at, self.t_s + self.rise_delay_s), np.inf)
+            self._pending_at_s[idx] = at
+            self._pending_w[idx] = np.where(rising, new_w, np.nan)
+            self.target_w[idx] = np.where(rising, old_w, new_w)
+            self._next_due_s = float(self._pending_at_s.min())
+        self._update_moving(idx)
         self._settled = False
-        modelled_host_w = self.host_idle_w + self.host_util * (self.host_busy_w - self.host_idle_w)
-        self.host_power_w = self.host_count * np.where(self.is_trace, self.trace_host_w, modelled_host_w)
+        modelled_host_w = self.host_idle_w + self.host_util[idx] * (self.host_busy_w - self.host_idle_w)
+        self.host_power_w[idx] = self.host_count[idx] * np.where(is_trace, self.trace_host_w[idx], modelled_host_w)
         self.host_power_total_w = float(self.host_power_w.sum())
+        self._work_rate = float((self.speed * self.has_job) @ self.host_count)
+
+    def _update_moving(self, idx: np.ndarray) -> None:
+        """Cohorts ``idx`` whose target may have changed: those off their target move (their
+        junction temperature is brought up to now first); the rest are settled."""
+        moving = self.power_w[idx] != self.target_w[idx]
+        settled = idx[~moving]
+        self._settled_cohort_w[settled] = self.target_w[settled] * self.gpu_count[settled]
+        self._is_moving[settled] = False
+        go = idx[moving]
+        if go.size:
+            self._sync_temp(go)
+            self._settled_cohort_w[go] = 0.0
+            self._is_moving[go] = True
+        self._moving = np.flatnonzero(self._is_moving)
+
+    def _sync_temp(self, idx: np.ndarray) -> None:
+        """Bring the junction temperature of cohorts ``idx`` to the fleet's time (their power
+        has been constant since ``_temp_t_s``)."""
+        dt = self.t_s - self._temp_t_s[idx]
+        late = dt > 0.0
+        if late.any():
+            i = idx[late]
+            p = self.profile
+            self.temp_c[i] = junction_temp_step(self.temp_c[i], self.power_w[i], self.ambient_c, dt[late],
+                                                p.r_th_k_per_w, p.tau_th_s)
+        self._temp_t_s[idx] = self.t_s
 
     def advance_to(self, t_s: float) -> None:
         """Integrate the fleet from its current time to ``t_s``; targets change only where
         a delayed rise falls due (the interval is split there, so energy stays exact)."""
         if not math.isfinite(t_s):
             raise ValueError(f"cannot advance the fleet to a non-finite time t={t_s} s")
-        while True:
-            due_s = float(self._pending_at_s.min()) if self.rise_delay_s > 0.0 else math.inf
-            if due_s > t_s:
-                break
+        while self._next_due_s <= t_s:
+            due_s = self._next_due_s
             self._advance(due_s)
-            hit = self._pending_at_s <= due_s
-            self.target_w = np.where(hit, self._pending_w, self.target_w)
-            self._pending_at_s = np.where(hit, np.inf, self._pending_at_s)
+            self._flush()
+            hit = np.flatnonzero(self._pending_at_s <= due_s)
+            self.target_w[hit] = self._pending_w[hit]
+            self._pending_at_s[hit] = np.inf
+            self._next_due_s = float(self._pending_at_s.min())
+            self._update_moving(hit)
             self._settled = False
         self._advance(t_s)
 
@@ -182,37 +273,53 @@ class GpuFleet:
                 raise ValueError(f"cannot advance the fleet backwards: from t={self.t_s} s to t={t_s} s")
             return
         if self._settled:
-            # every cohort sits exactly on its target: power is constant, so the energy is
-            # target * dt and the junction update can wait (exact for constant power)
-            self.gpu_energy_j += self._settled_cohort_w * dt
+            # every cohort sits exactly on its target: power is constant, so the per-cohort
+            # energy and progress are rate x dt, applied when next read (_flush); totals now
+            self._lazy_dts.append(dt)
             self.gpu_energy_total_j += self._settled_total_w * dt
-            self._temp_pending_s += dt
         else:
-            self._update_temp()
-            p = self.profile
-            self.power_w, e_gpu = board_power_step(self.power_w, self.target_w, dt, self._dyn)
-            self.temp_c = junction_temp_step(self.temp_c, e_gpu / dt, self.ambient_c, dt, p.r_th_k_per_w,
-                                             p.tau_th_s)
-            e_gpu = e_gpu * self.gpu_count
-            self.gpu_energy_j += e_gpu
+            # only the moving cohorts are stepped; a settled one's energy is target x dt, what
+            # the closed form gives for a zero gap
+            self._flush()
+            e_gpu = self.target_w * dt
+            idx = self._moving
+            if idx.size:
+                p = self.profile
+                target = self.target_w[idx]
+                # board_power_step and junction_temp_step (twin.physics.gpu), the same operations
+                # without their argument checks (dt > 0 here; the time constants were checked once)
+                gap_w = self.power_w[idx] - target
+                tau_s = np.where(gap_w > 0.0, self._dyn.tau_down_s, self._dyn.tau_up_s)
+                x = dt / tau_s
+                power = target + gap_w * np.exp(-x)
+                e_mov = target * dt + gap_w * tau_s * -np.expm1(-x)
+                self.power_w[idx] = power
+                e_gpu[idx] = e_mov
+                temp_ss_c = self.ambient_c + p.r_th_k_per_w * (e_mov / dt)
+                temp = self.temp_c[idx]
+                self.temp_c[idx] = temp_ss_c + (temp - temp_ss_c) * np.exp(-dt / p.tau_th_s)
+                self._temp_t_s[idx] = t_s
+                done = power == target
+                if done.any():
+                    fin = idx[done]
+                    self._settled_cohort_w[fin] = target[done] * self.gpu_count[fin]
+                    self._is_moving[fin] = False
+                    self._moving = idx[~done]
+            e_gpu *= self.gpu_count
+            self._gpu_e_j += e_gpu
             self.gpu_energy_total_j += float(e_gpu.sum())
-            if np.array_equal(self.power_w, self.target_w):
+            self._host_e_j += self.host_power_w * dt
+            self._progress_s += self.speed * dt
+            if not self._moving.size:
                 self._settled = True
-                self._settled_cohort_w = self.target_w * self.gpu_count
                 self._settled_total_w = float(self._settled_cohort_w.sum())
-        self.host_energy_j += self.host_power_w * dt
         self.host_energy_total_j += self.host_power_total_w * dt
-        self.progress_s += self.speed * dt
-        self.work_node_s += float((self.speed * self.has_job) @ self.host_count) * dt
+        self.work_node_s += self._work_rate * dt
         self.t_s = t_s
 
     def _update_temp(self) -> None:
-        """Apply the deferred junction-temperature update of a settled stretch."""
-        if self._temp_pending_s > 0.0:
-            p = self.profile
-            self.temp_c = junction_temp_step(self.temp_c, self.power_w, self.ambient_c, self._temp_pending_s,
-                                             p.r_th_k_per_w, p.tau_th_s)
-            self._temp_pending_s = 0.0
+        """Apply the deferred junction-temperature update of the settled cohorts."""
+        self._sync_temp(np.arange(self.n_cohorts))
 
     def junction_temp_c(self) -> np.ndarray:
         """Junction temperature per cohort at the fleet's current time [°C]."""
@@ -228,13 +335,14 @@ class GpuFleet:
         if not GENERIC <= workload < len(WORKLOADS):
             raise ValueError(f"workload = {workload!r}: expected -1 (generic) or an index into {WORKLOADS}")
         self.advance_to(t_s)
+        self._flush()
         self.gpu_util[cohorts] = gpu_util
         self.host_util[cohorts] = host_util
         self.workload[cohorts] = workload
         self.has_job[cohorts] = (np.asarray(gpu_util) > 0) | (np.asarray(host_util) > 0)
         self.is_trace[cohorts] = False
         self._refresh_class_power(cohorts)  # also the cohorts' speed
-        self._refresh_targets()
+        self._refresh_targets(self._index(cohorts))
 
     def set_trace_power(self, t_s: float, cohorts, gpu_w, host_w) -> None:
         """From ``t_s`` on, ``cohorts`` draw measured power: ``gpu_w`` per GPU (still limited
@@ -242,21 +350,27 @@ class GpuFleet:
         if not (np.all(np.asarray(gpu_w) >= 0) and np.all(np.asarray(host_w) >= 0)):
             raise ValueError(f"trace power must be >= 0 W (gpu_w = {gpu_w!r}, host_w = {host_w!r})")
         self.advance_to(t_s)
+        self._flush()
         self.speed[cohorts] = 1.0  # measured power: its job's progress is the trace's own
         self.has_job[cohorts] = True
         self.is_trace[cohorts] = True
         self.trace_gpu_w[cohorts] = gpu_w
         self.trace_host_w[cohorts] = host_w
-        self._refresh_targets()
+        self._refresh_targets(self._index(cohorts))
 
     def set_cap(self, t_s: float, cohorts, cap_w) -> None:
         """From ``t_s`` on, ``cohorts`` are capped at ``cap_w`` [W per GPU] (range-checked)."""
         cohorts = np.asarray(cohorts)
         check_caps_in_range(cohorts, cap_w, self.min_limit_w, self.max_limit_w)
         self.advance_to(t_s)
+        self._flush()
         self.cap_w[cohorts] = cap_w
         self._refresh_class_power(cohorts)
-        self._refresh_targets()
+        self._refresh_targets(self._index(cohorts))
+
+    def _index(self, cohorts) -> np.ndarray:
+        """``cohorts`` (index, indices, slice or boolean mask) as an int index array."""
+        return np.arange(self.n_cohorts)[cohorts].reshape(-1)
 
     def it_power_now_w(self) -> float:
         """Instantaneous IT power (GPUs + hosts) at the fleet's current time [W]."""

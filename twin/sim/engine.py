@@ -309,7 +309,7 @@ class Engine:
         """(work done on ``node``'s cohort so far [full-speed s], its speed now [-])."""
         f = self.fleet
         f.advance_to(self.env.now)
-        return float(f.progress_s[node]), float(f.speed[node])
+        return f.progress_of(node), float(f.speed[node])
 
     # -- workload events -------------------------------------------------------------
     def _job_started(self, i: int, nodes: np.ndarray) -> None:
@@ -405,6 +405,9 @@ class Engine:
         n_fine = int(round(dt / fine_dt))
         i_ci, i_it, i_fac = (Site.COLUMNS.index(c) for c in ("carbon_intensity_g_per_kwh", "it_power_w",
                                                               "facility_power_w"))
+        grid = self._tick_grid_states(n, dt)
+        n_slots = fleet.n_cohorts
+        no_grid = (math.nan, 0.0)
         for k in range(1, n + 1):
             t0, t1 = (k - 1) * dt, k * dt
             while w < len(wins) and wins[w, 1] <= t0:
@@ -424,8 +427,8 @@ class Engine:
             ci_h = row[i_ci] * dt / 3.6e6
             self.co2_it_g += row[i_it] * ci_h
             self.co2_facility_g += row[i_fac] * ci_h
-            rec.append(row + self._grid_state(t0 + 0.5 * dt)
-                       + (fleet.n_cohorts - queue.n_free, queue.running, len(queue.waiting)))
+            rec.append(row + (grid[k - 1] if grid is not None else no_grid)
+                       + (n_slots - queue.n_free, queue.running, len(queue.waiting)))
             if hosts is not None:
                 e = fleet.gpu_energy_j + fleet.host_energy_j
                 hosts.append((e - prev_e) / dt)
@@ -442,6 +445,30 @@ class Engine:
         sup = self.ffr_support_s
         i = int(np.searchsorted(sup[:, 0], t_s, side="right")) - 1 if len(sup) else -1
         return (float(self.frequency.at(t_s)), 1.0 if i >= 0 and t_s < sup[i, 1] else 0.0)
+
+    def _tick_grid_states(self, n: int, dt: float) -> list[tuple[float, float]] | None:
+        """``_grid_state`` at every base tick's midpoint ``(k - 1) dt + dt / 2``, k = 1..n, in
+        one vectorised pass with the same arithmetic (None without a frequency trace)."""
+        if self.frequency is None:
+            return None
+        q = np.arange(n, dtype=float) * dt + 0.5 * dt
+        t, f = self.frequency.times_s, self.frequency.freq_hz
+        lo, hi = self.frequency.covered()
+        if n and not (q[0] >= lo and q[-1] <= hi):
+            self.frequency.at(q[0] if not q[0] >= lo else q[-1])  # raises, naming the range
+        if t.size > 1:
+            i = np.clip(np.searchsorted(t, q, side="right") - 1, 0, t.size - 2)
+            w = (q - t[i]) / (t[i + 1] - t[i])
+            freq = f[i] + w * (f[i + 1] - f[i])
+        else:
+            freq = np.full(n, float(f[0]))
+        sup = self.ffr_support_s
+        if len(sup):
+            j = np.searchsorted(sup[:, 0], q, side="right") - 1
+            active = np.where((j >= 0) & (q < sup[np.maximum(j, 0), 1]), 1.0, 0.0)
+        else:
+            active = np.zeros(n)
+        return list(zip(freq.tolist(), active.tolist()))
 
     def write_windows(self) -> Path | None:
         """Write the FFR activation log (ffr_windows.parquet) if there was any."""
