@@ -16,6 +16,7 @@ then. This is the documented choice for replaying job tables without start times
 from __future__ import annotations
 
 import bisect
+import math
 
 from collections import deque
 from typing import Callable
@@ -71,6 +72,18 @@ class BatchQueue:
         else:
             self.waiting.append(i)
         self._schedule()
+
+    def start_bound_s(self, n_nodes: int) -> float:
+        """Latest time by which ``n_nodes`` nodes are free if running jobs end at their time
+        limits and the job goes to the head of the queue [s] (now if they are free now)."""
+        free = self.n_free
+        if n_nodes <= free:
+            return self.env.now
+        for end, j in self._ends:
+            free += self.num_nodes[j]
+            if free >= n_nodes:
+                return max(end, self.env.now)
+        return math.inf
 
     def start_now(self, i: int, nodes: np.ndarray) -> None:
         """Start job ``i`` on the given nodes at once, bypassing the queue (trace replay with
