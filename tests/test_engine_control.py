@@ -241,6 +241,10 @@ def test_deferral_never_releases_a_job_after_its_latest_start_across_seeds(tmp_p
         eng = Engine(parse_scenario(raw, "h.toml"), tmp_path / str(seed))
         eng.run()
         assert eng.control.released_late == 0
+        # A held job may still start late when running jobs fill the machine while it waits
+        # (EASY reserves nodes for the queue's head only); the summary reports those apart
+        # (deferred_started_after_latest_start), and they are fewer than the jobs held
+        assert eng.control.deadline_misses < eng.control.jobs_deferred, seed
         assert eng.control.jobs_deferred > 0, seed
 
 
