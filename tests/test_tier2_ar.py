@@ -13,7 +13,7 @@ import pytest
 from scipy.linalg import toeplitz
 
 from twin.control import tier2_ar
-from twin.control.tier2_ar import DELTA, FORGETTING_60S, RlsAr, rebalance_caps, rls_update
+from twin.control.tier2_ar import DELTA, FORGETTING_60S, HostPowerPredictor, RlsAr, rebalance_caps, rls_update
 
 try:
     import numba  # noqa: F401
@@ -365,3 +365,94 @@ def test_rebalance_random_hosts_respect_limits_envelope_and_proportionality():
 def test_rebalance_rejects_bad_inputs(args, match):
     with pytest.raises(ValueError, match=match):
         rebalance_caps(*args)
+
+
+# ------------------------------------------------------------------ the engine's period
+
+
+def _glue_period(model, prev_j, gpu_j, host_j, period_s, n_hosts, lo_w, hi_w, reset, last):
+    """One Tier-2 period written out with numpy around RlsAr.update/predict (what the engine
+    did before HostPowerPredictor): returns (prev_j, (mean_w, pred_w), sums or None)."""
+    e = gpu_j + host_j
+    y = (e - prev_j) / period_s / n_hosts
+    sums = None
+    if last is not None:
+        sums = (float(np.abs(last[1] - y).sum()), float(np.abs(last[0] - y).sum()), float(y.sum()))
+    if reset.any():
+        model.reset(reset)
+    model.update(y / hi_w)
+    return e, (y, np.clip(model.predict() * hi_w, lo_w, hi_w)), sums
+
+
+@pytest.mark.parametrize("n", [3, 37, 980])
+def test_host_power_predictor_equals_the_numpy_glue_bit_for_bit(backend, n):
+    # HostPowerPredictor (one compiled call per period with numba) against the same period
+    # written out with numpy around an RlsAr of the same backend: identical to the last bit
+    # (the kernel runs the same operations in the same order, its sums are numpy's pairwise
+    # summation), with resets every 13 periods and hosts of two sizes.
+    rng = np.random.default_rng(5)
+    n_hosts = np.where(np.arange(n) % 3 == 0, 100.0, 1.0)
+    hi_w = 2000.0 + 10.0 * np.arange(n) % 7
+    lo_w = 0.3 * hi_w
+    fast = HostPowerPredictor(RlsAr(n, backend=backend), n_hosts, lo_w, hi_w, 1.0)
+    ref = RlsAr(n, backend=backend)
+    gpu_j, host_j = rng.uniform(0, 1e3, n), rng.uniform(0, 1e3, n)
+    fast.start(gpu_j + host_j)
+    prev, last = gpu_j + host_j, None
+    reset = np.zeros(n, dtype=bool)
+    for k in range(300):
+        level = lo_w + (hi_w - lo_w) * (0.5 + 0.4 * np.sin(k / 17.0 + np.arange(n)))
+        gpu_j = gpu_j + n_hosts * (0.8 * level + rng.normal(0, 20, n))
+        host_j = host_j + n_hosts * 0.2 * level
+        mask = rng.random(n) < 0.05 if k % 13 == 6 else np.zeros(n, dtype=bool)
+        reset |= mask
+        sums = fast.step(gpu_j, host_j, reset, score=k > 2)
+        assert not reset.any()
+        prev, now, ref_sums = _glue_period(ref, prev, gpu_j, host_j, 1.0, n_hosts, lo_w, hi_w, mask,
+                                           last if k > 2 else None)
+        last = now
+        np.testing.assert_array_equal(fast.mean_w, now[0])
+        np.testing.assert_array_equal(fast.pred_w, now[1])
+        assert sums == ref_sums
+    np.testing.assert_array_equal(fast.model.coef, ref.coef)
+
+
+@needs_numba
+def test_host_power_predictor_backends_agree():
+    # the compiled period against the numpy one: as RlsAr's backends (rounding amplified by
+    # the conditioning of P, test_numba_backend_agrees_with_numpy): 1e-9 relative
+    rng = np.random.default_rng(8)
+    n = 50
+    hi_w = np.full(n, 2400.0)
+    a, b = (HostPowerPredictor(RlsAr(n, backend=be), np.ones(n), 600.0, hi_w, 1.0) for be in ("numpy", "numba"))
+    e = np.zeros(n)
+    a.start(e)
+    b.start(e)
+    reset = [np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)]
+    for k in range(500):
+        e = e + 1500.0 + 400.0 * np.sin(k / 9.0 + np.arange(n)) + rng.normal(0, 30, n)
+        if k % 50 == 10:
+            mask = rng.random(n) < 0.2
+            reset[0] |= mask
+            reset[1] |= mask
+        sa, sb = a.step(e, np.zeros(n), reset[0], True), b.step(e, np.zeros(n), reset[1], True)
+        np.testing.assert_allclose(b.pred_w, a.pred_w, rtol=1e-9)
+        np.testing.assert_array_equal(b.mean_w, a.mean_w)
+        if k:
+            np.testing.assert_allclose(sb, sa, rtol=1e-9)
+
+
+def test_pairwise_sum_is_numpys_add_reduce():
+    # the kernels' sum (plain Python here) against np.add.reduce, bit for bit, on lengths
+    # around every branch of numpy's pairwise summation (< 8, <= 128, halves at multiples of 8)
+    rng = np.random.default_rng(3)
+    for n in [0, 1, 7, 8, 9, 127, 128, 129, 135, 136, 257, 980, 1031, 5400]:
+        a = rng.standard_normal(n) * 10.0 ** rng.uniform(-3, 6, n)
+        assert tier2_ar._pairwise_sum(a) == np.add.reduce(a)
+
+
+def test_host_power_predictor_rejects_bad_limits():
+    with pytest.raises(ValueError, match="lo_w <= hi_w"):
+        HostPowerPredictor(RlsAr(2, backend="numpy"), np.ones(2), 3.0, 2.0, 1.0)
+    with pytest.raises(ValueError, match="period_s"):
+        HostPowerPredictor(RlsAr(2, backend="numpy"), np.ones(2), 1.0, 2.0, 0.0)

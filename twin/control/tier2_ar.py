@@ -37,6 +37,11 @@ arrays laid out series-last so that every loop runs over series, P stored as its
 triangle since the rank-1 updates keep it exactly symmetric). They agree to rounding
 (``tests/test_tier2_ar.py``); ``bench/tier2_kernel.py`` times them.
 
+:class:`HostPowerPredictor` is Tier 2 as the engine runs it (energy counters in, clipped
+predictions and running error sums out); with numba one period is one compiled call
+(:func:`_power_tick_soa`, which repeats the numpy path's operations and its
+``np.add.reduce`` sums bit for bit).
+
 References: Ljung & Söderström (1983), *Theory and Practice of Recursive
 Identification*, MIT Press, §2.6 (RLS with forgetting); Åström & Wittenmark (1995),
 *Adaptive Control*, 2nd ed., §11.2 (covariance wind-up and its remedies).
@@ -49,7 +54,7 @@ from numbers import Integral
 
 import numpy as np
 
-__all__ = ["FORGETTING_60S", "DELTA", "RlsAr", "rls_update", "rebalance_caps"]
+__all__ = ["FORGETTING_60S", "DELTA", "RlsAr", "HostPowerPredictor", "rls_update", "rebalance_caps"]
 
 #: λ for a 60-sample (60 s at 1 Hz) effective memory: 1/(1-λ) = 60.
 FORGETTING_60S = 1.0 - 1.0 / 60.0
@@ -213,13 +218,126 @@ def _predict_soa(theta, lags, count, intercept):
     return out
 
 
+def _pairwise_sum(a):
+    """``np.add.reduce(a)`` for a contiguous float64 vector, bit for bit: numpy's pairwise
+    summation (blocks of <= 128 summed in 8 interleaved partial sums, halves split at a
+    multiple of 8), written without recursion so that numba compiles it."""
+    n = a.size
+    if n < 8:
+        res = 0.0
+        for i in range(n):
+            res += a[i]
+        return res
+    lo_st, n_st = np.empty(64, dtype=np.int64), np.empty(64, dtype=np.int64)
+    left_st, stage = np.empty(64), np.zeros(64, dtype=np.int64)   # stage 1: left half summed
+    top, lo_st[0], n_st[0] = 0, 0, n
+    while True:
+        lo, m = lo_st[top], n_st[top]
+        if m > 128:                                   # descend into the left half
+            half = m // 2
+            half -= half % 8
+            stage[top] = 0
+            top += 1
+            lo_st[top], n_st[top] = lo, half
+            continue
+        r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+        r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+        i = 8
+        while i < m - m % 8:
+            r0 += a[lo + i]
+            r1 += a[lo + i + 1]
+            r2 += a[lo + i + 2]
+            r3 += a[lo + i + 3]
+            r4 += a[lo + i + 4]
+            r5 += a[lo + i + 5]
+            r6 += a[lo + i + 6]
+            r7 += a[lo + i + 7]
+            i += 8
+        v = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+        while i < m:
+            v += a[lo + i]
+            i += 1
+        while True:                                   # hand v to the enclosing halves
+            if top == 0:
+                return v
+            top -= 1
+            if stage[top] == 0:                       # v is the left half: now the right one
+                left_st[top], stage[top] = v, 1
+                half = n_st[top] // 2
+                half -= half % 8
+                lo_st[top + 1], n_st[top + 1] = lo_st[top] + half, n_st[top] - half
+                top += 1
+                break
+            v = left_st[top] + v                      # both halves done
+
+
+# The kernels _power_tick_soa calls: the plain functions, replaced by their compiled versions
+# in _numba_kernels() (numba compiles calls to compiled functions it finds as globals).
+_tick_kernel, _predict_kernel, _sum_kernel = _tick_soa, _predict_soa, _pairwise_sum
+
+
+def _power_tick_soa(theta, pk, lags, count, j, lam, c, theta0, intercept, tri, p0,
+                    gpu_j, host_j, prev_j, period_s, n_hosts, lo_w, hi_w, reset, mean_w, pred_w, score, sums):
+    """One Tier-2 period of :class:`HostPowerPredictor` in place (series-last layout).
+
+    The same operations in the same order as its numpy path: mean power per host
+    ``y = ((E - E_prev) / period) / n_hosts`` from the energy counters (``prev_j`` := E);
+    with ``score``, ``sums`` := (Σ|pred_w - y|, Σ|mean_w - y|, Σy), each summed as
+    ``np.add.reduce``; the ``reset`` series back to the prior (``reset`` cleared); the RLS
+    tick on ``y / hi_w`` (:func:`_tick_soa`); ``pred_w`` := the prediction times ``hi_w``
+    clipped to [lo_w, hi_w] (NaN kept, as np.maximum/np.minimum), ``mean_w`` := y.
+    Returns -1, or the index of the first non-finite sample (the RLS state unchanged).
+    """
+    n = gpu_j.size
+    y = np.empty(n)
+    for s in range(n):
+        e = gpu_j[s] + host_j[s]
+        y[s] = (e - prev_j[s]) / period_s / n_hosts[s]
+        prev_j[s] = e
+    if score:
+        d = np.empty(n)
+        for s in range(n):
+            d[s] = abs(pred_w[s] - y[s])
+        sums[0] = _sum_kernel(d)
+        for s in range(n):
+            d[s] = abs(mean_w[s] - y[s])
+        sums[1] = _sum_kernel(d)
+        sums[2] = _sum_kernel(y)
+    m = theta.shape[0]
+    for s in range(n):
+        if reset[s]:
+            for i in range(m):
+                theta[i, s] = theta0[i]
+            for k in range(pk.shape[0]):
+                pk[k, s] = p0[k]
+            for i in range(lags.shape[0]):
+                lags[i, s] = np.nan
+            count[s] = 0
+            reset[s] = False
+    scaled = np.empty(n)
+    for s in range(n):
+        scaled[s] = y[s] / hi_w[s]
+    bad = _tick_kernel(theta, pk, lags, count, scaled, j, lam, c, theta0[j], intercept, tri)
+    if bad >= 0:
+        return bad
+    pred = _predict_kernel(theta, lags, count, intercept)
+    for s in range(n):
+        v = pred[s] * hi_w[s]
+        v = lo_w[s] if v < lo_w[s] else v     # not max/min: a NaN stays NaN, as in np.maximum
+        pred_w[s] = hi_w[s] if v > hi_w[s] else v
+        mean_w[s] = y[s]
+    return -1
+
+
 @functools.cache
 def _numba_kernels():
-    """(tick, predict) compiled by numba, cached on disk; ImportError without numba."""
+    """(tick, predict, power tick) compiled by numba, cached on disk; ImportError without numba."""
+    global _tick_kernel, _predict_kernel, _sum_kernel
     import numba
 
     jit = numba.njit(cache=True, fastmath=False, error_model="numpy")  # numpy: no 1/0 checks
-    return jit(_tick_soa), jit(_predict_soa)
+    _tick_kernel, _predict_kernel, _sum_kernel = jit(_tick_soa), jit(_predict_soa), jit(_pairwise_sum)
+    return _tick_kernel, _predict_kernel, jit(_power_tick_soa)
 
 
 _BACKENDS = ("auto", "numba", "numpy")
@@ -405,6 +523,92 @@ class RlsAr:
         self._p[idx] = self.delta * np.eye(self._theta.shape[1])
         self._lags[idx] = np.nan
         self._count[idx] = 0
+
+
+class HostPowerPredictor:
+    """Tier 2 as the engine runs it: per-host mean power from energy counters, one period ahead.
+
+    Every period (:meth:`step`) the mean power of one host of each cohort over the period
+    is taken from the cohorts' cumulative energy counters, scored against the prediction
+    made a period ago (and against persistence, the period before's mean, for scale), fed
+    to ``model`` per unit of the host's top power ``hi_w`` (so that the prior weighs the
+    same whatever the host's size), and the next period's prediction is kept in
+    :attr:`pred_w`, clipped to [lo_w, hi_w]. With ``model.backend == "numba"`` the whole
+    period is one compiled call (:func:`_power_tick_soa`); the numpy path is the reference
+    and the two agree as :class:`RlsAr`'s backends do.
+
+    Parameters
+    ----------
+    model : RlsAr
+        One series per cohort.
+    n_hosts : (n,) array
+        Hosts per cohort.
+    lo_w, hi_w : float or (n,) array
+        Power of one host all idle and all at its top limits [W], ``0 < lo_w <= hi_w``.
+    period_s : float
+        Tier 2's period [s], > 0.
+    """
+
+    def __init__(self, model: RlsAr, n_hosts, lo_w, hi_w, period_s: float):
+        n = model.n_series
+        self.model = model
+        self.n_hosts, self.lo_w, self.hi_w = (np.ascontiguousarray(np.broadcast_to(np.asarray(a, dtype=float), (n,)))
+                                              for a in (n_hosts, lo_w, hi_w))
+        if not (np.all(self.lo_w >= 0) and np.all(self.lo_w <= self.hi_w) and np.all(self.hi_w > 0)):
+            raise ValueError("lo_w, hi_w: expected 0 <= lo_w <= hi_w, hi_w > 0 [W] for every cohort")
+        if not period_s > 0:
+            raise ValueError(f"period_s = {period_s!r}: expected > 0 [s]")
+        self.period_s = float(period_s)
+        self.pred_w: np.ndarray | None = None   # prediction of the next period's mean power [W]
+        self.mean_w: np.ndarray | None = None   # the last period's mean power [W]
+        self._prev_j: np.ndarray | None = None
+        self._sums = np.zeros(3)
+
+    def start(self, energy_j: np.ndarray) -> None:
+        """The cohorts' cumulative energy [J] at the start of the first period."""
+        self._prev_j = np.array(energy_j, dtype=float)
+
+    def step(self, gpu_energy_j: np.ndarray, host_energy_j: np.ndarray, reset: np.ndarray,
+             score: bool) -> tuple[float, float, float] | None:
+        """Close one period given the cumulative GPU and host energy per cohort [J].
+
+        ``reset`` (bool, (n,)): series whose model restarts from the prior before this
+        period's sample (a new job on the host); cleared. Returns, when ``score`` and a
+        prediction exists, ``(Σ|pred - y|, Σ|persistence - y|, Σy)`` over cohorts [W].
+        """
+        model = self.model
+        if model.backend == "numba":
+            first = self.pred_w is None
+            if first:
+                self.pred_w, self.mean_w = np.empty(model.n_series), np.empty(model.n_series)
+            score = score and not first
+            j = model._k % model._theta.shape[0]
+            c = 1.0 / model._prior_w if model._prior_w > 0 else np.inf   # weight 0: no prior step
+            bad = _numba_kernels()[2](model._theta, model._p, model._lags, model._count, j, model.forgetting, c,
+                                      model._theta0, model.intercept, model._tri, model._p0_packed,
+                                      gpu_energy_j, host_energy_j, self._prev_j, self.period_s, self.n_hosts,
+                                      self.lo_w, self.hi_w, reset, self.mean_w, self.pred_w, score, self._sums)
+            if bad >= 0:
+                raise ValueError(f"Tier 2: the mean power of cohort {bad} is not finite")
+            model._k += 1
+            return (float(self._sums[0]), float(self._sums[1]), float(self._sums[2])) if score else None
+        # numpy: bare ufunc calls (x.sum() is add.reduce, np.clip(x, lo, hi) is
+        # minimum(maximum(x, lo), hi) for lo <= hi), the operations the kernel repeats
+        sub, absolute, total = np.subtract, np.absolute, np.add.reduce
+        e = np.add(gpu_energy_j, host_energy_j)
+        y = np.true_divide(np.true_divide(sub(e, self._prev_j), self.period_s), self.n_hosts)
+        self._prev_j = e
+        sums = None
+        if score and self.pred_w is not None:
+            sums = (float(total(absolute(sub(self.pred_w, y)))), float(total(absolute(sub(self.mean_w, y)))),
+                    float(total(y)))
+        if reset.any():
+            model.reset(reset)
+            reset[:] = False
+        model.update(np.true_divide(y, self.hi_w))
+        self.mean_w = y
+        self.pred_w = np.minimum(np.maximum(np.multiply(model.predict(), self.hi_w), self.lo_w), self.hi_w)
+        return sums
 
 
 def rebalance_caps(envelope_w, predicted_w, min_w, max_w) -> np.ndarray:

@@ -69,6 +69,7 @@ class GpuFleet:
         self.cap_w = np.full(n, float(cap_w))
         self.base_cap_w = self.cap_w.copy()  # the cap job run times refer to
         self._class_cache: dict[tuple, tuple[float, float]] = {}
+        self._base_throughput: dict[tuple, float] = {}  # X(base cap) per (class, base cap)
         self.gpu_util = np.zeros(n)
         self.workload = np.full(n, GENERIC, dtype=np.int64)
         # trace replay: cohorts whose power comes from a measured series (PM100), not a model
@@ -175,18 +176,29 @@ class GpuFleet:
             # (P_class, rho) per distinct (class, cap, base cap): a handful of values in a run,
             # while the calibrated model costs ~0.1 ms a call
             keys = list(zip(w[has].tolist(), self.cap_w[sel].tolist(), self.base_cap_w[sel].tolist()))
-            missing = [k for k in dict.fromkeys(keys) if k not in self._class_cache]
+            cache = self._class_cache
+            missing = [k for k in dict.fromkeys(keys) if k not in cache]
             if missing:
                 wk, cap, base = (np.array(x) for x in zip(*missing))
                 names = np.asarray(WORKLOADS)[wk]
                 p_class = np.maximum(mean_board_power_w(cap, self.sm_clock_mhz, names, self.fit, self.profile),
                                      self.profile.idle_w)
                 # job run times are given at the facility's configured cap (base_cap_w): kernels
-                # run at X(cap)/X(base cap) of that speed for the share util of the time
+                # run at X(cap)/X(base cap) of that speed for the share util of the time. X(base
+                # cap) is kept per (class, base cap), a few values in a run (the model is
+                # elementwise: a value does not depend on the batch it is computed in)
+                x_base = self._base_throughput
+                base_keys = list(zip(wk.tolist(), base.tolist()))
+                new_base = [k for k in dict.fromkeys(base_keys) if k not in x_base]
+                if new_base:
+                    bw, bc = (np.array(x) for x in zip(*new_base))
+                    x_new = throughput_iter_per_s(bc, self.sm_clock_mhz, np.asarray(WORKLOADS)[bw], self.fit,
+                                                  self.profile)
+                    x_base.update(zip(new_base, x_new.tolist()))
                 rho = (throughput_iter_per_s(cap, self.sm_clock_mhz, names, self.fit, self.profile)
-                       / throughput_iter_per_s(base, self.sm_clock_mhz, names, self.fit, self.profile))
-                self._class_cache.update(zip(missing, zip(p_class.tolist(), np.maximum(rho, 1e-9).tolist())))
-            vals = np.array([self._class_cache[k] for k in keys])
+                       / np.array([x_base[k] for k in base_keys]))
+                cache.update(zip(missing, zip(p_class.tolist(), np.maximum(rho, 1e-9).tolist())))
+            vals = np.array([cache[k] for k in keys])
             self.class_power_w[sel] = vals[:, 0]
             # the rest of the time (e.g. I/O) is unaffected: speed = 1 / ((1 - util) + util / rho)
             util = self.gpu_util[sel]

@@ -55,7 +55,7 @@ from twin.control.island_table import decode_table, encode_table
 from twin.control.scheduler import CarbonScheduler, DeferrableJob, HourlySignal, SchedulerParams, forecast_hourly
 from twin.control.tier3_selector import Tier3Params, Tier3Selector, score_grid
 from twin.control.tier1_pid import PidParams, Tier1Controller
-from twin.control.tier2_ar import RlsAr
+from twin.control.tier2_ar import HostPowerPredictor, RlsAr
 from twin.facility.gpu_fleet import TwinGpuPlant
 from twin.facility.cooling_plant import PaperEq4Params
 from twin.facility.island import NVIDIA_SMI_E7, NVML_ISLAND, SafetyIsland
@@ -69,6 +69,9 @@ WRITE_BIN_S = 1e-3
 #: normal band, REFERENCE.md §6.2).
 RELEASE_LEVEL_HZ = 49.9
 LATENCY_MODELS = {"nvml": NVML_ISLAND, "nvidia_smi_e7": NVIDIA_SMI_E7}
+#: A held job's release is re-checked this often [s] (chosen: 5 min is short against job
+#: run times of hours and long against the queue's event rate; docs/parameters.md).
+RELEASE_CHECK_S = 300.0
 
 
 def _fac(fn, it_w):
@@ -167,32 +170,25 @@ class FacilityControl:
         return self.fleet.gpu_energy_j + self.fleet.host_energy_j
 
     def _run_tier2(self):
-        env, per = self.env, self.cfg.tier2_period_s
+        env, fleet = self.env, self.fleet
         if env.now < self._tier2_start_s:
             yield env.timeout(self._tier2_start_s - env.now)
-        prev = self._host_energy_j()
-        n_hosts = self.fleet.host_count
-        # the per-tick arithmetic as bare ufunc calls (same operations, same order: x.sum() is
-        # add.reduce, np.clip(x, lo, hi) is minimum(maximum(x, lo), hi) for lo <= hi)
-        sub, div, mul, absolute, total = np.subtract, np.true_divide, np.multiply, np.absolute, np.add.reduce
-        lo_w, hi_w = self._host_lo_w, self._host_hi_w
-        tier2, changed = self.tier2, self._changed
+        # one period per call: energy differences, scores, the RLS tick and the clipped
+        # prediction (one compiled call with the numba backend)
+        t2 = HostPowerPredictor(self.tier2, fleet.host_count, self._host_lo_w, self._host_hi_w,
+                                self.cfg.tier2_period_s)
+        t2.start(self._host_energy_j())
+        timeout, per, changed = env.timeout, self.cfg.tier2_period_s, self._changed
         while True:
-            yield env.timeout(per)
-            e = self._host_energy_j()
-            y = div(div(sub(e, prev), per), n_hosts)  # mean power of one host of each cohort [W]
-            prev = e
-            if self._pred_w is not None and env.now > 0.0:
-                self._abs_err += float(total(absolute(sub(self._pred_w, y))))
-                self._abs_err_persist += float(total(absolute(sub(self._mean_w, y))))
-                self._sum_y += float(total(y))
-                self._scored += y.size
-            if changed.any():
-                tier2.reset(changed)  # a new job on the host: a new process to fit
-                changed[:] = False
-            tier2.update(div(y, hi_w))  # per unit of the host's top power (see __init__)
-            self._mean_w = y
-            self._pred_w = np.minimum(np.maximum(mul(tier2.predict(), hi_w), lo_w), hi_w)
+            yield timeout(per)
+            fleet.advance_to(env.now)
+            sums = t2.step(fleet.gpu_energy_j, fleet.host_energy_j, changed, env.now > 0.0)
+            if sums is not None:
+                self._abs_err += sums[0]
+                self._abs_err_persist += sums[1]
+                self._sum_y += sums[2]
+                self._scored += fleet.n_cohorts
+            self._mean_w, self._pred_w = t2.mean_w, t2.pred_w
             self.tier2_ticks += 1
 
     def load_changed(self, cohorts) -> None:
@@ -446,8 +442,10 @@ class FacilityControl:
             return True
         self._ensure_hour(self.env.now)
         job = DeferrableJob(i, submit_s, run_s, deadline_s, True)
-        if not self.scheduler.should_defer(job, self.env.now):
-            return True
+        q = self.engine.queue
+        if (not self.scheduler.should_defer(job, self.env.now)
+                or q.start_bound_s(int(q.num_nodes[i])) + RELEASE_CHECK_S >= job.latest_start_s):
+            return True  # not a high hour, or no slack left to hold it safely
         self.jobs_deferred += 1
         self._held_latest[i] = job.latest_start_s
         self.env.process(self._held(i, job))
@@ -465,15 +463,21 @@ class FacilityControl:
             self.flexible_late += late
 
     def _held(self, i: int, job: DeferrableJob):
-        env = self.env
+        """Hold job ``i`` until its planned start; release it early enough that, at the head
+        of the queue, it starts by its latest start even if every running job uses its
+        whole time limit (checked every RELEASE_CHECK_S)."""
+        env, q = self.env, self.engine.queue
+        n = int(q.num_nodes[i])
         while True:
             now = env.now
             next_hour = (math.floor(now / 3600.0 + 1e-12) + 1) * 3600.0
-            wake = min(self.scheduler.planned_start_s(job, now), next_hour, job.latest_start_s)
+            wake = min(self.scheduler.planned_start_s(job, now), next_hour, job.latest_start_s,
+                       now + RELEASE_CHECK_S)
             if wake > now:
                 yield env.timeout(wake - now)
             self._ensure_hour(env.now)
-            if (env.now >= job.latest_start_s - 1e-9 or wake <= now
+            tight = q.start_bound_s(n) + RELEASE_CHECK_S >= job.latest_start_s
+            if (env.now >= job.latest_start_s - 1e-9 or wake <= now or tight
                     or not self.scheduler.should_defer(job, env.now)):
                 self.deferral_s.append(env.now - job.submit_s)
                 self.released_late += int(env.now > job.latest_start_s + 1e-6)

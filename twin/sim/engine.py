@@ -400,7 +400,7 @@ class Engine:
         self.work0_node_s = fleet.work_node_s
         prev_e = fleet.gpu_energy_j + fleet.host_energy_j if hosts else None
         step = max(1, n // 200)
-        wins, w = self.log_windows, 0
+        wins, w = self.log_windows.tolist(), 0  # [(start, end)] as floats: no numpy per tick
         fine_dt = sc.frequency.log_tick_s if len(wins) else dt
         n_fine = int(round(dt / fine_dt))
         i_ci, i_it, i_fac = (Site.COLUMNS.index(c) for c in ("carbon_intensity_g_per_kwh", "it_power_w",
@@ -410,9 +410,9 @@ class Engine:
         no_grid = (math.nan, 0.0)
         for k in range(1, n + 1):
             t0, t1 = (k - 1) * dt, k * dt
-            while w < len(wins) and wins[w, 1] <= t0:
+            while w < len(wins) and wins[w][1] <= t0:
                 w += 1
-            if w < len(wins) and wins[w, 0] < t1:
+            if w < len(wins) and wins[w][0] < t1:
                 # inside an FFR log window: n_fine sub-ticks, each logged, aggregated to the base row
                 sub = []
                 for j in range(1, n_fine + 1):
