@@ -142,7 +142,11 @@ def e8_rows(data_dir: Path, *, countries=COUNTRIES, days: float = DAYS, check_si
         gain = pue["s_fac_pct"] - ci["s_fac_pct"]
         note = (f"{window}; per node-hour of work: baseline {1e3 * got['baseline']['co2_facility_kg'] / got['baseline']['work_node_h']:.2f} g, "
                 f"CI-only {ci['g_per_node_h']:.2f} g (u mean {got['ci_only']['u_mean']:.3f}), PUE-aware "
-                f"{pue['g_per_node_h']:.2f} g (u mean {got['pue_aware']['u_mean']:.3f}); PUE mean "
+                f"{pue['g_per_node_h']:.2f} g (u mean {got['pue_aware']['u_mean']:.3f}); raw facility CO2 (not per "
+                f"work) baseline / CI-only / PUE-aware {got['baseline']['co2_facility_kg'] / 1e3:.3f} / "
+                f"{got['ci_only']['co2_facility_kg'] / 1e3:.3f} / {got['pue_aware']['co2_facility_kg'] / 1e3:.3f} t, "
+                f"work {got['baseline']['work_node_h']:.0f} / {got['ci_only']['work_node_h']:.0f} / "
+                f"{got['pue_aware']['work_node_h']:.0f} node-h; PUE mean "
                 f"{got['baseline']['pue_mean']:.3f}; identical at 1/10/50 MW by construction (node groups)")
         rows.append({"experiment": "E8", "metric": f"{c}: facility CO2 per unit of work, PUE-aware <= CI-only",
                      "unit": "g/node-h", "paper_value": None, "twin_value": pue["g_per_node_h"],
