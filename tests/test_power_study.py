@@ -277,10 +277,11 @@ def test_power_study_sections_are_validated(extra, message):
     assert message in str(exc.value)
 
 
-def test_power_sections_need_training_and_a_fine_tick():
+def test_power_sections_but_distribution_need_training_and_a_fine_tick():
     text = BASE.format(duration_h=0.01).replace("[training]\ncritical_it_mw = 5.0\nbase_it_mw = 5.0\n", "")
-    with pytest.raises(ScenarioError, match=r"\[distribution\]: only used by a power study"):
-        parse_scenario(tomllib.loads(text))
+    assert parse_scenario(tomllib.loads(text)).training is None  # [distribution] alone: a facility run
+    with pytest.raises(ScenarioError, match=r"\[faults\]: only used by a power study"):
+        parse_scenario(tomllib.loads(text + '\n[[faults]]\nelement = "UPS0"\nt_s = 1.0\n'))
     text = BASE.format(duration_h=0.01).replace("base_tick_s = 0.1", "base_tick_s = 1.0")
     with pytest.raises(ScenarioError) as exc:
         parse_scenario(tomllib.loads(text + JOB.format(name="a", peak_mw=1, start_s=0, priority="low",

@@ -150,6 +150,13 @@ def _print_summary(folder: Path) -> None:
     print(f"  IT energy {s['it_energy_kwh']:,.0f} kWh, facility {s['facility_energy_kwh']:,.0f} kWh, "
           f"PUE {s['pue_mean']:.3f} (tick max {s['pue_max']:.3f}), peak {s['peak_facility_power_kw']:,.0f} kW, "
           f"CO2 {s['co2_kg']:,.0f} kg")
+    if s.get("electrical"):
+        e = s["electrical"]
+        print(f"  distribution losses {e['distribution_loss_kwh']:,.0f} kWh "
+              f"({_fmt(e['loss_share_of_facility_energy'] and 100 * e['loss_share_of_facility_energy'], '.1f')} % of "
+              f"facility; PUE without them {_fmt(e['pue_without_distribution_loss'], '.3f')}), PF mean "
+              f"{_fmt(e['power_factor_mean'], '.3f')} (min {_fmt(e['power_factor_min'], '.3f')}), THD mean "
+              f"{_fmt(e['thd_mean'], '.3f')}")
     if s.get("heat"):
         h = s["heat"]
         print(f"  heat delivered {h['heat_delivered_kwh']:,.0f} kWh (recovery efficiency "

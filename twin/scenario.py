@@ -405,8 +405,10 @@ SCHEMA: dict[str, tuple[Key, ...]] = {
            min_exclusive=True, source="DCPI §3 (default)"),
     ),
     "distribution": (
-        _k("redundancy", "str", "-", "N+1", "Power study: utility -> transformers -> UPS -> PDUs -> circuits "
-           "(racks), built by twin.facility.distribution.standard_topology.", choices=("N+1", "2N")),
+        _k("redundancy", "str", "-", "N+1", "Utility -> transformers -> UPS -> PDUs -> circuits (racks), built by "
+           "twin.facility.distribution.standard_topology. Power study: racks carry the placed workloads; facility "
+           "run (no [training]): the IT load spread evenly over the circuits, which must carry the design IT "
+           "power (docs/power.md).", choices=("N+1", "2N")),
         _k("circuits", "int", "-", REQUIRED, "Number of rack circuits (each a Rack element with its PSUs).",
            min=1, max=10_000),
         _k("circuit_capacity_mw", "float", "MW", REQUIRED, "Capacity (AC input) of each circuit; also its PSU "
@@ -709,7 +711,7 @@ class Scenario:
     control: Control
     training: Training | None = None  # set: a power study (twin/sim/power_study.py)
     smoothing: Smoothing | None = None
-    distribution: Distribution | None = None
+    distribution: Distribution | None = None  # without training: facility-run distribution losses
     faults: tuple[Fault, ...] = ()
     grid_events: tuple[GridEvent, ...] = ()
     source_path: str = ""
@@ -971,9 +973,12 @@ def _parse_power_study(raw: dict, top: dict, sec: dict[str, dict], problems: lis
     if not present:
         return {}
     if "training" not in raw:
-        problems.append(f"[{present[0]}]: only used by a power study; add a [training] table with at least one "
-                        f"[[training.jobs]], or remove it")
-        return {}
+        others = [s for s in present if s != "distribution"]
+        if others:
+            problems.append(f"[{others[0]}]: only used by a power study; add a [training] table with at least one "
+                            f"[[training.jobs]], or remove it")
+            return {}
+        return _parse_facility_distribution(raw["distribution"], sec, problems)
     tr_raw = raw["training"]
     if not isinstance(tr_raw, dict):
         problems.append(f"training = {tr_raw!r}: expected a table ([training])")
@@ -999,6 +1004,43 @@ def _parse_power_study(raw: dict, top: dict, sec: dict[str, dict], problems: lis
     return {"training": Training(**training, jobs=tuple(TrainingJob(**j) for j in jobs)),
             "smoothing": Smoothing(**smoothing), "distribution": Distribution(**dist),
             "faults": tuple(Fault(**f) for f in faults), "grid_events": tuple(GridEvent(**e) for e in events)}
+
+
+def _parse_facility_distribution(raw: Any, sec: dict[str, dict], problems: list[str]) -> dict[str, Any]:
+    """A facility run's [distribution] (no [training]): the topology must carry the design IT power."""
+    n0 = len(problems)
+    dist = _parse_table(raw, SCHEMA["distribution"], "distribution", problems)
+    if len(problems) > n0:
+        return {}
+    try:
+        topology = Distribution(**dist).build()
+    except ValueError as exc:
+        problems.append(f"[distribution]: {exc}")
+        return {}
+    fac = sec.get("facility", {})
+    keys = ("nodes", "gpus_per_node", "gpu_power_cap_w", "host_busy_w")
+    if any(fac.get(k) is None for k in keys):
+        return {}  # [facility] has its own problems, already reported
+    design_w = (fac["nodes"] * (fac.get("hosts_per_node") or 1)
+                * (fac["gpus_per_node"] * fac["gpu_power_cap_w"] + fac["host_busy_w"]))
+    n = len(topology.racks)
+    flows = topology.compute({r: design_w / n for r in topology.racks})
+    over = flows.overloaded
+    if over:
+        kinds = {topology.elements[e].kind for e in over}
+        if kinds & {"rack", "pdu"}:
+            key, hint = "circuit_capacity_mw", "more circuits or a larger circuit_capacity_mw"
+        elif kinds & {"transformer", "ups"}:
+            key, hint = "design_margin", "a larger design_margin (more units), transformer_mva or ups_mw"
+        else:
+            key, hint = "utility_capacity_mw", "a larger utility_capacity_mw (or omit it)"
+        shown = ", ".join(over[:5]) + (f" and {len(over) - 5} more" if len(over) > 5 else "")
+        problems.append(
+            f"distribution.{key} = {dist[key]!r}: the topology cannot carry the facility's design IT power "
+            f"({design_w / 1e6:.6g} MW, spread evenly over {n} circuits: {design_w / n / 1e6:.6g} MW each at the "
+            f"PSU output, {float(flows.meter_w) / 1e6:.6g} MW at the meter); overloaded: {shown}; expected {hint}")
+        return {}
+    return {"distribution": Distribution(**dist)}
 
 
 def _power_study_cross_checks(top, sec, training, jobs, dist, faults, events, problems) -> None:

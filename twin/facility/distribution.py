@@ -53,6 +53,7 @@ __all__ = [
     "PRIORITIES",
     "Distribution",
     "DistributionFlows",
+    "EvenSpreadLossCurve",
     "Pdu",
     "Rack",
     "ShedDecision",
@@ -491,6 +492,79 @@ class Distribution:
             weights = {r: float(flows.share[n][i]) for i, r in enumerate(self.racks) if flows.share[n][i] > 0}
             scopes.append(ShedScope(n, weights, attributed * cap / through, attributed))
         return scopes
+
+
+# ------------------------------------------------------- facility-run loss curve
+
+
+class EvenSpreadLossCurve:
+    """Distribution loss, PF and THD at the meter vs total IT power, IT spread evenly.
+
+    For a facility run without rack placement: the total IT (DC) power ``P`` is spread
+    evenly over the racks (``P / n_racks`` each), :meth:`Distribution.compute` is
+    evaluated once on ``n_intervals + 1`` equally spaced points from 0 to ``max_it_w``
+    and :meth:`at` interpolates linearly between them (a few µs, pure Python).
+
+    Parameters
+    ----------
+    dist : Distribution
+        The topology in its current (fault-free) state.
+    max_it_w : float, optional
+        Upper end of the table [W]; default: the racks' summed PSU rating.
+    n_intervals : int
+        Grid intervals (default 4096).
+
+    Attributes
+    ----------
+    it_w, loss_w, psu_loss_w, meter_w, power_factor, thd : numpy.ndarray
+        The table: IT power, total loss (PSUs included), PSU loss, meter power [W], PF and
+        current THD at the meter [-].
+    """
+
+    def __init__(self, dist: Distribution, max_it_w: float | None = None, n_intervals: int = 4096):
+        if not (isinstance(n_intervals, int) and n_intervals >= 1):
+            raise ValueError(f"n_intervals = {n_intervals!r}: expected an integer >= 1")
+        racks = dist.racks
+        if not racks:
+            raise ValueError("the topology has no racks: expected at least one")
+        if max_it_w is None:
+            max_it_w = sum(dist.elements[r].psu_rated_w for r in racks)
+        self.max_it_w = _positive("max_it_w", max_it_w)
+        self.it_w = np.linspace(0.0, self.max_it_w, n_intervals + 1)
+        n = len(racks)
+        chunk = max(1, 2_000_000 // max(len(dist.elements), 1))  # bound the temporary arrays
+        parts = []
+        for a in range(0, self.it_w.size, chunk):
+            per_rack = self.it_w[a:a + chunk] / n
+            fl = dist.compute({r: per_rack for r in racks})
+            psu = sum(np.asarray(fl.loss_w[r], dtype=float) for r in racks)
+            parts.append((np.asarray(fl.meter_w, dtype=float) - fl.it_w, psu, np.asarray(fl.meter_w, dtype=float),
+                          np.asarray(fl.power_factor_meter, dtype=float), np.asarray(fl.thd_meter, dtype=float)))
+        self.loss_w, self.psu_loss_w, self.meter_w, self.power_factor, self.thd = (
+            np.concatenate([p[i] for p in parts]) for i in range(5))
+        self._inv_step = n_intervals / self.max_it_w
+        self._last = n_intervals
+        # Python lists: per-tick lookups without numpy scalar overhead
+        self._tables = [t.tolist() for t in (self.loss_w, self.psu_loss_w, self.power_factor, self.thd)]
+
+    def at(self, it_w: float) -> tuple[float, float, float, float]:
+        """(loss [W], PSU part of it [W], PF [-], THD [-]) at total IT power ``it_w`` [W].
+
+        Linear interpolation in the table; raises ValueError outside ``[0, max_it_w]``.
+        """
+        x = it_w * self._inv_step
+        i = int(x)
+        if i >= self._last:
+            if not x <= self._last * (1.0 + 1e-12):
+                raise ValueError(f"it_w = {it_w!r} W: outside the distribution loss table "
+                                 f"[0, {self.max_it_w:.6g}] W (the racks' summed PSU rating)")
+            i = self._last - 1
+        elif not x >= 0.0:
+            raise ValueError(f"it_w = {it_w!r} W: expected >= 0 W")
+        w = x - i
+        loss, psu, pf, thd = self._tables
+        return (loss[i] + w * (loss[i + 1] - loss[i]), psu[i] + w * (psu[i + 1] - psu[i]),
+                pf[i] + w * (pf[i + 1] - pf[i]), thd[i] + w * (thd[i + 1] - thd[i]))
 
 
 # ------------------------------------------------------------------ standard builder

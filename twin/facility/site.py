@@ -13,6 +13,11 @@ counters). In order, each tick:
 4. carbon is grid import times the intensity of the hour the midpoint falls in (a tick
    never spans an hour boundary: the base tick divides an hour).
 
+With an electrical distribution (``distribution``), its loss at the tick-mean IT power
+(PSUs, PDUs, UPS, transformers; interpolated in a precomputed table) is drawn at the
+meter (facility power, grid import, PUE and CO2 include it) and leaves as heat in the
+electrical rooms, outside the modelled cooling plant (booked as a loss, like misc).
+
 Every tick books its energy terms in the :class:`~twin.facility.balance.EnergyLedger`,
 each from the component that owns it.
 """
@@ -26,6 +31,7 @@ from twin.control.battery_dispatch import BatteryDispatcher
 from twin.facility.balance import EnergyLedger
 from twin.facility.battery import Battery
 from twin.facility.cooling_plant import CoolingModel
+from twin.facility.distribution import EvenSpreadLossCurve
 from twin.facility.gpu_fleet import GpuFleet
 from twin.facility.grid import CarbonSignal
 from twin.facility.heat_loop import HeatLoop
@@ -58,12 +64,15 @@ class Site:
         Required with ``battery``.
     fcr_d_fraction : callable t_s -> [0, 1], optional
         FCR-D upwards activation from the grid frequency (passed to the dispatcher).
+    distribution : EvenSpreadLossCurve, optional
+        Distribution loss, PF and THD vs total IT power; without it ``distribution_loss_w``
+        is NaN and nothing else changes.
     """
 
     COLUMNS = (
         "it_power_w", "gpu_power_w", "host_power_w", "facility_power_w", "grid_power_w",
         "chiller_power_w", "pump_power_w", "fan_power_w", "misc_power_w", "heat_pump_power_w",
-        "battery_power_w", "battery_soc",
+        "distribution_loss_w", "battery_power_w", "battery_soc",
         "pue", "free_cooling_fraction", "dry_bulb_c", "wet_bulb_c",
         "coolant_supply_c", "coolant_return_c", "heat_rejected_w",
         "heat_demand_w", "heat_delivered_w", "dh_supply_c", "heat_meter_mpe_pct",
@@ -74,7 +83,8 @@ class Site:
                  ledger: EnergyLedger | None = None, *, heat: HeatLoop | None = None,
                  heat_demand_w: Callable[[float], float] | None = None, recoverable_fraction: float = 1.0,
                  battery: Battery | None = None, dispatcher: BatteryDispatcher | None = None,
-                 fcr_d_fraction: Callable[[float], float] | None = None):
+                 fcr_d_fraction: Callable[[float], float] | None = None,
+                 distribution: EvenSpreadLossCurve | None = None):
         self.fleet = fleet
         self.cooling = cooling
         self.weather = weather
@@ -89,6 +99,7 @@ class Site:
             raise ValueError("battery and dispatcher go together")
         self.heat, self.heat_demand_w, self.recoverable_fraction = heat, heat_demand_w, recoverable_fraction
         self.battery, self.dispatcher, self.fcr_d_fraction = battery, dispatcher, fcr_d_fraction
+        self.distribution = distribution
         # run totals that need more than column sums
         self.grid_carbon_free_j = 0.0  # sum over ticks of grid energy x carbon-free fraction
         self.heat_recoverable_j = 0.0
@@ -98,6 +109,12 @@ class Site:
         self.heat_unmet_j = 0.0
         self.battery_throughput_j = 0.0
         self.battery_loss_j = 0.0
+        self.dist_loss_j = 0.0  # distribution losses (PSUs included)
+        self.dist_psu_loss_j = 0.0
+        self.dist_meter_j = 0.0  # energy through the distribution's meter (IT + losses), the PF/THD weight
+        self.dist_pf_weighted_j = 0.0
+        self.dist_thd_weighted_j = 0.0
+        self.dist_pf_min = math.inf
         self._t_s = fleet.t_s
         self._gpu_e_j = fleet.gpu_energy_total_j
         self._host_e_j = fleet.host_energy_total_j
@@ -157,6 +174,19 @@ class Site:
             c = self.cooling.step(dt, it_w, db, wb)
         cooling_w = c.chiller_power_w + c.pump_power_w + c.fan_power_w
         site_w = it_w + cooling_w + c.misc_power_w + hp_w
+        dist_w = math.nan
+        if self.distribution is not None:
+            dist_w, psu_w, pf, thd = self.distribution.at(it_w)
+            site_w += dist_w
+            led.add_in("distribution_electricity", dist_w * dt)
+            led.add_out("distribution_losses", dist_w * dt)
+            meter_j = (it_w + dist_w) * dt
+            self.dist_loss_j += dist_w * dt
+            self.dist_psu_loss_j += psu_w * dt
+            self.dist_meter_j += meter_j
+            self.dist_pf_weighted_j += pf * meter_j
+            self.dist_thd_weighted_j += thd * meter_j
+            self.dist_pf_min = min(self.dist_pf_min, pf)
 
         battery_w, soc = 0.0, math.nan
         if self.battery is not None:
@@ -186,7 +216,7 @@ class Site:
         return (
             it_w, gpu_j / dt, host_j / dt, site_w, grid_w,
             c.chiller_power_w, c.pump_power_w, c.fan_power_w, c.misc_power_w, hp_w,
-            battery_w, soc,
+            dist_w, battery_w, soc,
             site_w / it_w if it_w > 0 else math.nan,
             c.free_cooling_fraction, db, wb, c.supply_temp_c, c.return_temp_c, c.heat_rejected_w,
             demand_w, delivered_w, dh_supply_c, mpe,

@@ -36,6 +36,7 @@ from twin.facility.frequency import (FFR_REARM_S, FrequencyDip, fcr_d_up_fractio
 from twin.facility.heat_loop import HeatLoop, HeatLoopConfig
 from twin.physics.heat import annual_heat_demand_coefficients, district_heat_demand_w
 from twin.facility.cooling_plant import make_cooling_model
+from twin.facility.distribution import EvenSpreadLossCurve
 from twin.facility.gpu_fleet import GENERIC, GpuFleet
 from twin.physics.gpu import WORKLOADS
 from twin.facility.grid import CarbonSignal
@@ -275,9 +276,13 @@ class Engine:
         if self.frequency is not None and battery is not None and sc.battery.fcr_d_reserve_kw > 0:
             signal = self.frequency
             fcr_d = lambda t_s: float(fcr_d_up_fraction(signal.at(t_s)))  # noqa: E731
+        # [distribution] in a facility run: loss / PF / THD vs total IT power, the IT spread
+        # evenly over the circuits (no rack placement here), tabulated once (docs/power.md)
+        self.distribution = EvenSpreadLossCurve(sc.distribution.build()) if sc.distribution is not None else None
         self.site = Site(self.fleet, cooling, weather, carbon, heat=heat, heat_demand_w=demand,
                          recoverable_fraction=sc.cooling.params.get("liquid_fraction", 1.0),
-                         battery=battery, dispatcher=dispatcher, fcr_d_fraction=fcr_d)
+                         battery=battery, dispatcher=dispatcher, fcr_d_fraction=fcr_d,
+                         distribution=self.distribution)
         self.ffr_support_s = windows
         self.log_windows = np.empty((0, 2))
         if self.activations:

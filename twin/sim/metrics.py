@@ -11,6 +11,10 @@ Definitions (units in the key names):
 * ``energy_balance_rel_error``: |electricity in - (heat rejected + stored + losses)|
   / electricity in over the run, each term from its own component
   (``twin.facility.balance``); a run above 1e-3 fails and writes no results.
+* ``electrical`` (with ``[distribution]``): distribution loss energy (PSUs, PDUs, UPS,
+  transformers; already inside facility energy and PUE), its share of facility energy,
+  and PF / THD at the distribution's meter (energy-weighted means over ticks, PF minimum
+  over ticks); null without.
 * ``real_time_factor``: simulated seconds / wall seconds of the simulation
   (``wall_s``: building the facility and workload, simulating, writing parquet;
   not the PNG).
@@ -85,6 +89,7 @@ def summarise(engine, *, wall_s: float, peak_rss_mb: float, version: str) -> dic
         "heat": _heat_summary(engine),
         "battery": _battery_summary(engine),
         "ffr": _ffr_summary(engine),
+        "electrical": _electrical_summary(engine, fac_kwh, it_kwh),
         "control": engine.control.summary() if engine.control is not None else None,
         "co2_it_kg": engine.co2_it_g / 1e3,
         "co2_facility_kg": engine.co2_facility_g / 1e3,
@@ -153,6 +158,29 @@ def _heat_summary(engine) -> dict | None:
         "heat_meter_meets_dcpi": (mpe is not None and mpe <= 2.0),
         "supply_max_deviation_k": site.dh_supply_dev_max_k,
         "supply_within_2k": site.dh_supply_dev_max_k <= 2.0,
+    }
+
+
+def _electrical_summary(engine, fac_kwh: float, it_kwh: float) -> dict | None:
+    """Distribution losses of a facility run with ``[distribution]`` (docs/power.md)."""
+    site = engine.site
+    if site.distribution is None:
+        return None
+    loss_kwh = site.dist_loss_j / J_PER_KWH
+    d = engine.scenario.distribution
+    metered = site.dist_meter_j > 0
+    return {
+        "model": "even spread over circuits, tick-mean IT power, interpolated loss table",
+        "redundancy": d.redundancy,
+        "circuits": d.circuits,
+        "distribution_loss_kwh": loss_kwh,
+        "psu_loss_kwh": site.dist_psu_loss_j / J_PER_KWH,
+        "upstream_loss_kwh": (site.dist_loss_j - site.dist_psu_loss_j) / J_PER_KWH,
+        "loss_share_of_facility_energy": loss_kwh / fac_kwh if fac_kwh > 0 else None,
+        "pue_without_distribution_loss": (fac_kwh - loss_kwh) / it_kwh if it_kwh > 0 else None,
+        "power_factor_mean": site.dist_pf_weighted_j / site.dist_meter_j if metered else None,
+        "power_factor_min": site.dist_pf_min if metered else None,
+        "thd_mean": site.dist_thd_weighted_j / site.dist_meter_j if metered else None,
     }
 
 
