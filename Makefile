@@ -37,7 +37,6 @@ test-all: $(STAMP)
 	$(BIN)/python -m pytest --durations=15 -m "slow or not slow"
 
 bench: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider bench/test_fastpath.py
 	$(BIN)/python bench/run.py --repeat 3 --json
 
 bench-long: $(STAMP)

@@ -106,16 +106,12 @@ def savings(base: dict, run: dict) -> dict:
 
 
 def _map(raws: list[dict], workers: int) -> list[dict]:
-    try:
-        from tqdm import tqdm
-    except ImportError:  # pragma: no cover - tqdm is a core dependency
-        tqdm = None
+    from tqdm import tqdm
+
     if workers <= 1:
-        it = map(run_case, raws)
-        return list(tqdm(it, total=len(raws), desc="E8 runs", unit="run") if tqdm else it)
+        return list(tqdm(map(run_case, raws), total=len(raws), desc="E8 runs", unit="run"))
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        it = pool.map(run_case, raws)
-        return list(tqdm(it, total=len(raws), desc="E8 runs", unit="run") if tqdm else it)
+        return list(tqdm(pool.map(run_case, raws), total=len(raws), desc="E8 runs", unit="run"))
 
 
 def e8_rows(data_dir: Path, *, countries=COUNTRIES, days: float = DAYS, check_size: str | None = "PL",

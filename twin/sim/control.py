@@ -53,7 +53,7 @@ import numpy as np
 
 from twin.control.island_table import decode_table, encode_table
 from twin.control.scheduler import CarbonScheduler, DeferrableJob, HourlySignal, SchedulerParams, forecast_hourly
-from twin.control.tier3_selector import Tier3Params, Tier3Selector, score_grid
+from twin.control.tier3_selector import Tier3Params, Tier3Selector, meter_reserve_w, score_grid
 from twin.control.tier1_pid import PidParams, Tier1Controller
 from twin.control.tier2_ar import HostPowerPredictor, RlsAr
 from twin.facility.gpu_fleet import TwinGpuPlant
@@ -72,10 +72,6 @@ LATENCY_MODELS = {"nvml": NVML_ISLAND, "nvidia_smi_e7": NVIDIA_SMI_E7}
 #: A held job's release is re-checked this often [s] (chosen: 5 min is short against job
 #: run times of hours and long against the queue's event rate; docs/parameters.md).
 RELEASE_CHECK_S = 300.0
-
-
-def _fac(fn, it_w):
-    return np.asarray(it_w, dtype=float) if fn is None else np.asarray(fn(np.asarray(it_w, dtype=float)))
 
 
 class FacilityControl:
@@ -251,11 +247,9 @@ class FacilityControl:
         if resize and self.commit_w > 0.0:
             p_flex = self._flex_state()
             if p_flex > 0.0:
-                fn = self.tier3.facility_power_fn
                 cand = np.round(np.arange(self.r, 0.9 + 1e-9, 0.01), 6)
                 cand = cand[cand <= self.u]
-                hi = np.full(cand.shape, self.u * p_flex)
-                d = (_fac(fn, hi) - _fac(fn, (self.u - cand) * p_flex))
+                d = meter_reserve_w(p_flex, self.u, cand, self.tier3.facility_power_fn)
                 ok = np.flatnonzero(d >= self.commit_w)
                 r = float(cand[ok[0]] if ok.size else cand[-1])
         flex = getattr(self, "_flex_gpu_w", None)
@@ -380,13 +374,12 @@ class FacilityControl:
         t_h = k * 3600.0
         f.advance_to(now_s)
         it_now = f.it_power_now_w()
-        ci, cff = self.engine.hourly_carbon(t_h)
+        ci_w, cff_w = self.engine.hourly_carbon(t_h, 24, 25)  # hours -24 .. +24; index 24 is this one
+        ci, cff = float(ci_w[24]), float(cff_w[24])
         pue_fc = float(self._pue(it_now, t_h + 1800.0))
         if self.sched_params is not None:
-            hours = np.arange(-24, 25)
-            t_mid = t_h + hours * 3600.0 + 1800.0
-            ci_h = np.array([self.engine.hourly_carbon(t)[0] for t in t_mid - 1800.0])
-            values = ci_h * (self._pue(it_now, t_mid) if self.cfg.scheduler_signal == "ci_x_pue" else 1.0)
+            t_mid = t_h + np.arange(-24, 25) * 3600.0 + 1800.0
+            values = ci_w * (self._pue(it_now, t_mid) if self.cfg.scheduler_signal == "ci_x_pue" else 1.0)
             self.scheduler = CarbonScheduler(HourlySignal(values, start_s=t_h - 24 * 3600.0), self.sched_params)
             self.scheduler.update(t_h)
             self.throttle = float(self.scheduler.throttle_cap_fraction(t_h + 1e-6))
@@ -397,10 +390,9 @@ class FacilityControl:
             if p_flex > 0.0:
                 # what Tier 3 knows: the hour and the next 24 h by the chosen forecast, made
                 # from the series of the last 24 h and (perfect) the next 24 h
-                past = [self.engine.hourly_carbon(t_h + j * 3600.0) for j in range(-24, 24)]
                 method = self.cfg.tier3_forecast
-                ci_look = forecast_hourly([p[0] for p in past], 24, 24, method)
-                cff_look = forecast_hourly([0.0 if math.isnan(p[1]) else p[1] for p in past], 24, 24, method)
+                ci_look = forecast_hourly(ci_w[:48], 24, 24, method)
+                cff_look = forecast_hourly(np.nan_to_num(cff_w[:48], nan=0.0), 24, 24, method)
                 ci_fc, cff0 = float(ci_look[0]), float(cff_look[0])
                 ci_ref = max(float(ci_look.mean()), 1e-9)
                 if self.fixed_band is None:

@@ -385,13 +385,15 @@ class Engine:
             return self.weather.temperatures_c(t_s)
         return self._forecast_weather.temperatures_c(np.asarray(t_s, dtype=float) + 86400.0)
 
-    def hourly_carbon(self, t_s: float) -> tuple[float, float]:
-        """(carbon intensity [g/kWh], carbon-free fraction [-]) of the hour holding ``t_s``,
-        from 24 h before the run to 24 h after it."""
+    def hourly_carbon(self, t_s: float, before_h: int = 0, after_h: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """(carbon intensity [g/kWh], carbon-free fraction [-]) of the hours from ``before_h``
+        before the one holding ``t_s`` to ``after_h - 1`` after it, as arrays; the prepared
+        hours run from 24 h before the run to 24 h after it."""
         i = self._ci_pre_h + math.floor((self._ci_offset_s + t_s) / 3600.0)
-        if not 0 <= i < self._ci_all.size:
-            raise ValueError(f"carbon intensity asked for t={t_s:g} s, outside the prepared hours")
-        return float(self._ci_all[i]), float(self._cff_all[i])
+        if not (0 <= i - before_h and i + after_h <= self._ci_all.size):
+            raise ValueError(f"carbon intensity asked for t={t_s:g} s -{before_h}/+{after_h} h, outside the "
+                             "prepared hours")
+        return self._ci_all[i - before_h:i + after_h], self._cff_all[i - before_h:i + after_h]
 
     # -- the base tick ---------------------------------------------------------------
     def _ticks(self, bar):
