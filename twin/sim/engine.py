@@ -426,7 +426,8 @@ class Engine:
                     yield env.timeout(max(0.0, t0 + j * fine_dt - env.now))
                     r = site.close_tick(env.now)
                     sub.append(r)
-                    self.window_rows.append((env.now - fine_dt, w, r, *self._grid_state(env.now - 0.5 * fine_dt)))
+                    # grid state (frequency, FFR flag) at t_q filled in by _window_grid_states
+                    self.window_rows.append((env.now - fine_dt, w, r, env.now - 0.5 * fine_dt))
                 row = _aggregate_rows(sub)
             else:
                 yield env.timeout(max(0.0, t1 - env.now))
@@ -445,37 +446,39 @@ class Engine:
         bar.update(n - bar.n)
         site.close_run()
 
-    def _grid_state(self, t_s: float) -> tuple[float, float]:
-        """(frequency [Hz] or NaN, 1.0 while an FFR support period is in force else 0.0) at ``t_s``."""
-        if self.frequency is None:
-            return (math.nan, 0.0)
-        sup = self.ffr_support_s
-        i = int(np.searchsorted(sup[:, 0], t_s, side="right")) - 1 if len(sup) else -1
-        return (float(self.frequency.at(t_s)), 1.0 if i >= 0 and t_s < sup[i, 1] else 0.0)
-
-    def _tick_grid_states(self, n: int, dt: float) -> list[tuple[float, float]] | None:
-        """``_grid_state`` at every base tick's midpoint ``(k - 1) dt + dt / 2``, k = 1..n, in
-        one vectorised pass with the same arithmetic (None without a frequency trace)."""
-        if self.frequency is None:
-            return None
-        q = np.arange(n, dtype=float) * dt + 0.5 * dt
+    def _grid_states_at(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(frequency [Hz], 1.0 while an FFR support period is in force else 0.0) at the times
+        ``q`` [s], vectorised with the arithmetic of ``FrequencySignal.at``'s scalar path
+        (bit-identical to it); raises ValueError, naming the range, outside the trace."""
         t, f = self.frequency.times_s, self.frequency.freq_hz
         lo, hi = self.frequency.covered()
-        if n and not (q[0] >= lo and q[-1] <= hi):
-            self.frequency.at(q[0] if not q[0] >= lo else q[-1])  # raises, naming the range
+        if q.size and not (q.min() >= lo and q.max() <= hi):
+            self.frequency.at(q)  # raises, naming the first time outside the range
         if t.size > 1:
             i = np.clip(np.searchsorted(t, q, side="right") - 1, 0, t.size - 2)
             w = (q - t[i]) / (t[i + 1] - t[i])
             freq = f[i] + w * (f[i + 1] - f[i])
         else:
-            freq = np.full(n, float(f[0]))
+            freq = np.full(q.size, float(f[0]))
         sup = self.ffr_support_s
         if len(sup):
             j = np.searchsorted(sup[:, 0], q, side="right") - 1
             active = np.where((j >= 0) & (q < sup[np.maximum(j, 0), 1]), 1.0, 0.0)
         else:
-            active = np.zeros(n)
+            active = np.zeros(q.size)
+        return freq, active
+
+    def _tick_grid_states(self, n: int, dt: float) -> list[tuple[float, float]] | None:
+        """The grid state at every base tick's midpoint ``(k - 1) dt + dt / 2``, k = 1..n, as
+        (frequency [Hz], FFR flag) pairs (None without a frequency trace)."""
+        if self.frequency is None:
+            return None
+        freq, active = self._grid_states_at(np.arange(n, dtype=float) * dt + 0.5 * dt)
         return list(zip(freq.tolist(), active.tolist()))
+
+    def _window_grid_states(self) -> tuple[np.ndarray, np.ndarray]:
+        """The grid state at each 100 ms log row's midpoint (the rows' fourth field)."""
+        return self._grid_states_at(np.array([r[3] for r in self.window_rows], dtype=float))
 
     def write_windows(self) -> Path | None:
         """Write the FFR activation log (ffr_windows.parquet) if there was any."""
@@ -487,8 +490,7 @@ class Engine:
         data = {"timestamp": ts, "window": np.array([r[1] for r in self.window_rows], dtype=np.int64)}
         for c, i in zip(WINDOW_COLUMNS[:6], idx):
             data[c] = np.array([r[2][i] for r in self.window_rows])
-        data["frequency_hz"] = np.array([r[3] for r in self.window_rows])
-        data["ffr_active"] = np.array([r[4] for r in self.window_rows])
+        data["frequency_hz"], data["ffr_active"] = self._window_grid_states()
         path = self.folder / "ffr_windows.parquet"
         pd.DataFrame(data).to_parquet(path, index=False)
         return path
