@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from traces.synthetic import shared_data_dir
+from twin.control import island_table
 from twin.control.island_table import (
     HEADER_SIZE,
     MAGIC,
@@ -188,6 +189,81 @@ def test_content_rules_at_write_and_read(tmp_path):
     with pytest.raises(IslandTableError, match=f"{path}: cohort 0: cap rises") as e:
         read_table(path)
     assert e.value.check == "content"
+
+
+def _validate_reference(millihz, kinds, caps_w):
+    """The content rules as first written, with numpy on every row (the reference for
+    island_table._validate, which runs the row rules on Python lists)."""
+    lo, hi = island_table.LEVEL_RANGE_HZ
+    for m in millihz:
+        if not lo * 1000 < m < hi * 1000:
+            raise IslandTableError("content", f"level {m / 1000:g} Hz outside ({lo:g}, {hi:g}) Hz")
+    bad = [int(k) for k in kinds if int(k) not in (0, 1)]
+    if bad:
+        raise IslandTableError("content", f"level kind {bad[0]}: expected 0 (trigger) or 1 (release)")
+    trig, rel = np.nonzero(kinds == 0)[0], np.nonzero(kinds == 1)[0]
+    if trig.size == 0:
+        raise IslandTableError("content", "no trigger row; expected at least one")
+    if rel.size > 1 or (rel.size and rel[0] != kinds.size - 1) or np.any(np.diff(trig) != 1) or trig[0] != 0:
+        raise IslandTableError("content", "rows must be the trigger rows first, then at most one release row")
+    if np.any(np.diff(millihz[trig].astype(np.int64)) >= 0):
+        raise IslandTableError("content", "trigger levels must strictly decrease (e.g. 49.7, 49.6, 49.5 Hz)")
+    if rel.size and millihz[rel[0]] <= millihz[trig[0]]:
+        raise IslandTableError("content", f"release level {millihz[rel[0]] / 1000:g} Hz must lie above the "
+                                          f"highest trigger level {millihz[trig[0]] / 1000:g} Hz")
+    if not np.all(np.isfinite(caps_w)) or np.any(caps_w <= 0.0):
+        i, j = np.argwhere(~(np.isfinite(caps_w) & (caps_w > 0.0)))[0]
+        raise IslandTableError("content", f"cap[{i}][{j}] = {float(caps_w[i, j])!r} W: expected a finite number > 0")
+    tc = caps_w[trig]
+    if np.any(np.diff(tc, axis=0) > 0.0):
+        i, j = np.argwhere(np.diff(tc, axis=0) > 0.0)[0]
+        raise IslandTableError("content", f"cohort {j}: cap rises from {tc[i, j]:g} W at "
+                                          f"{millihz[i] / 1000:g} Hz to {tc[i + 1, j]:g} W at the deeper "
+                                          f"{millihz[i + 1] / 1000:g} Hz; a deeper level must not raise a cap")
+
+
+def _outcome(fn, *args):
+    try:
+        fn(*args)
+    except IslandTableError as exc:
+        return exc.check, str(exc)
+    return None
+
+
+def test_content_rules_equal_the_numpy_reference():
+    # island_table._validate against the rules written with numpy on every row, on random
+    # tables built to break each rule now and then (levels out of range or out of order,
+    # unknown or misplaced kinds, caps NaN, +-inf, 0, -0, negative, tiny, rising with depth):
+    # the same verdict and the same message for every table
+    rng = np.random.default_rng(17)
+    specials = [np.nan, np.inf, -np.inf, 0.0, -0.0, -1.0, 1e-300, 5e-324, 1e300]
+    rules = ("ok", "level kind", "level ", "no trigger", "rows must", "trigger levels", "release level", "cap[",
+             "cohort ")
+    verdicts = set()
+    for _ in range(3000):
+        n_lv, n_co = int(rng.integers(1, 6)), int(rng.integers(1, 9))
+        mhz = np.sort(rng.integers(49_000, 50_500, n_lv))[::-1]
+        if rng.random() < 0.15:
+            mhz[rng.integers(n_lv)] = rng.choice([40_000, 70_000, 39_999, 70_001, 45_000, 0])
+        if rng.random() < 0.1:
+            mhz = rng.permutation(mhz)
+        kinds = np.zeros(n_lv, dtype=np.int64)
+        if n_lv > 1 and rng.random() < 0.6:
+            kinds[-1] = 1
+            mhz[-1] = mhz[0] + rng.integers(-50, 300)
+        if rng.random() < 0.1:
+            kinds[rng.integers(n_lv)] = rng.choice([0, 1, 2, 7])
+        caps = np.sort(rng.uniform(50.0, 400.0, (n_lv, n_co)), axis=0)[::-1].astype(np.float32).astype(float)
+        if rng.random() < 0.2:
+            caps[rng.integers(n_lv), rng.integers(n_co)] = rng.choice(specials)
+        if rng.random() < 0.1 and n_lv > 1:
+            caps[rng.integers(1, n_lv), rng.integers(n_co)] += 500.0
+        args = (mhz.astype("<u4"), kinds.astype("<u4"), caps)
+        got = _outcome(island_table._validate, *args)
+        assert got == _outcome(_validate_reference, *args), args
+        msg = got[1].split(": ", 2)[2] if got else "ok"
+        verdicts.add(next(rule for rule in rules if msg.startswith(rule)))
+    assert verdicts == set(rules)   # every rule, and acceptance, was exercised
 
 
 def test_lookup_and_staleness():

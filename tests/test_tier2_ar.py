@@ -417,6 +417,59 @@ def test_host_power_predictor_equals_the_numpy_glue_bit_for_bit(backend, n):
     np.testing.assert_array_equal(fast.model.coef, ref.coef)
 
 
+@pytest.mark.parametrize("n", [1, 37, 980])
+def test_host_power_predictor_fed_in_place_equals_the_numpy_glue(backend, n):
+    # the engine's pattern: the same energy and reset arrays every period, accumulated in
+    # place (with numba the compiled overload is then called without the dispatcher), with
+    # a period fed fresh arrays in between (back through the dispatcher), a reset mask,
+    # a non-finite sample refused, and start() re-anchoring the energy counters: every
+    # period identical, to the last bit, to the numpy glue around an RlsAr of the same backend
+    rng = np.random.default_rng(11)
+    n_hosts = np.where(np.arange(n) % 4 == 1, 20.0, 1.0)
+    hi_w = 1800.0 + 50.0 * (np.arange(n) % 5)
+    lo_w = 0.25 * hi_w
+    fast = HostPowerPredictor(RlsAr(n, backend=backend), n_hosts, lo_w, hi_w, 1.0)
+    ref = RlsAr(n, backend=backend)
+    gpu_j, host_j = np.zeros(n), rng.uniform(0, 1e3, n)
+    reset = np.zeros(n, dtype=bool)
+    fast.start(gpu_j + host_j)
+    prev, last = gpu_j + host_j, None
+    for k in range(120):
+        level = lo_w + (hi_w - lo_w) * (0.5 + 0.45 * np.sin(k / 11.0 + np.arange(n)))
+        gpu_j += n_hosts * (0.8 * level + rng.normal(0, 15, n))
+        host_j += n_hosts * 0.2 * level
+        mask = rng.random(n) < 0.1 if k % 9 == 4 else np.zeros(n, dtype=bool)
+        reset |= mask
+        g, h = (gpu_j.copy(), host_j.copy()) if k == 50 else (gpu_j, host_j)   # fresh arrays once
+        if k == 80 and backend == "numba":   # a non-finite sample: refused, the model unchanged
+            bad_g = gpu_j.copy()
+            bad_g[-1] = np.nan
+            state = (fast.model.coef, fast.pred_w.copy(), fast._prev_j.copy())
+            with pytest.raises(ValueError, match="not finite"):
+                fast.step(bad_g, h, reset, True)
+            np.testing.assert_array_equal(fast.model.coef, state[0])
+            np.testing.assert_array_equal(fast.pred_w, state[1])
+            fast._prev_j[:] = state[2]   # the refused period has moved the counters: put them back
+        if k == 90:   # the model's arrays replaced (not in place): the cached arguments are not used
+            fast.model._theta = fast.model._theta.copy()
+            fast.model._p = fast.model._p.copy()
+        if k == 100:  # re-anchor the counters mid-run (numba: the cached arguments follow)
+            fast.start(g + h)
+            prev, last = g + h, None
+            continue
+        sums = fast.step(g, h, reset, score=k > 2 and last is not None)
+        assert not reset.any()
+        prev, now, ref_sums = _glue_period(ref, prev, g, h, 1.0, n_hosts, lo_w, hi_w, mask,
+                                           last if k > 2 else None)
+        last = now
+        np.testing.assert_array_equal(fast.mean_w, now[0])
+        np.testing.assert_array_equal(fast.pred_w, now[1])
+        assert sums == ref_sums
+    np.testing.assert_array_equal(fast.model.coef, ref.coef)
+    if backend == "numba":   # the last periods ran the kept overload, fed the in-place arrays
+        assert fast._call is not None and fast._fed[0] is gpu_j and fast._fed[2] is reset
+
+
 @needs_numba
 def test_host_power_predictor_backends_agree():
     # the compiled period against the numpy one: as RlsAr's backends (rounding amplified by

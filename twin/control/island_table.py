@@ -33,6 +33,7 @@ import struct
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from types import MappingProxyType
 
@@ -60,8 +61,11 @@ VERSION = 1
 #: expires_s, meta_len, payload_len, payload_crc32, header_crc32 (over bytes 0-51).
 _HEADER = struct.Struct("<8sIIIIddIIII")
 HEADER_SIZE = _HEADER.size  # 56
+#: The header without its CRC (the bytes the header CRC-32 covers) and the CRC itself.
+_HEAD_BODY, _U32 = struct.Struct("<8sIIIIddIII"), struct.Struct("<I")
 KIND_TRIGGER, KIND_RELEASE = 0, 1
 _KIND_NAMES = {KIND_TRIGGER: "trigger", KIND_RELEASE: "release"}
+_KIND_CODES = {v: k for k, v in _KIND_NAMES.items()}
 #: Limits a C reader can rely on (fixed-size buffers).
 MAX_LEVELS = 16
 MAX_COHORTS = 1 << 20
@@ -156,34 +160,41 @@ def _to_millihz(level_hz: float, name: str) -> int:
 
 
 def _validate(millihz: np.ndarray, kinds: np.ndarray, caps_w: np.ndarray) -> None:
-    """Content rules shared by writer and reader (raise check ``content``)."""
+    """Content rules shared by writer and reader (raise check ``content``).
+
+    The level and kind rules run on Python lists (a table has at most 16 rows), the cap
+    rules as two whole-array reductions; the offending entry is looked up only on failure.
+    """
     lo, hi = LEVEL_RANGE_HZ
-    for m in millihz:
+    mhz, kd = millihz.tolist(), kinds.tolist()
+    for m in mhz:
         if not lo * 1000 < m < hi * 1000:
             raise IslandTableError("content", f"level {m / 1000:g} Hz outside ({lo:g}, {hi:g}) Hz")
-    bad = [int(k) for k in kinds if int(k) not in _KIND_NAMES]
+    bad = [k for k in kd if k not in _KIND_NAMES]
     if bad:
         raise IslandTableError("content", f"level kind {bad[0]}: expected 0 (trigger) or 1 (release)")
-    trig = np.nonzero(kinds == KIND_TRIGGER)[0]
-    rel = np.nonzero(kinds == KIND_RELEASE)[0]
-    if trig.size == 0:
+    trig = [i for i, k in enumerate(kd) if k == KIND_TRIGGER]
+    rel = [i for i, k in enumerate(kd) if k == KIND_RELEASE]
+    if not trig:
         raise IslandTableError("content", "no trigger row; expected at least one")
-    if rel.size > 1 or (rel.size and rel[0] != kinds.size - 1) or np.any(np.diff(trig) != 1) or trig[0] != 0:
+    if len(rel) > 1 or (rel and rel[0] != len(kd) - 1) or trig != list(range(len(trig))):
         raise IslandTableError("content", "rows must be the trigger rows first, then at most one release row")
-    if np.any(np.diff(millihz[trig].astype(np.int64)) >= 0):
+    if any(mhz[a] <= mhz[b] for a, b in pairwise(trig)):
         raise IslandTableError("content", "trigger levels must strictly decrease (e.g. 49.7, 49.6, 49.5 Hz)")
-    if rel.size and millihz[rel[0]] <= millihz[trig[0]]:
-        raise IslandTableError("content", f"release level {millihz[rel[0]] / 1000:g} Hz must lie above the "
-                                          f"highest trigger level {millihz[trig[0]] / 1000:g} Hz")
-    if not np.all(np.isfinite(caps_w)) or np.any(caps_w <= 0.0):
+    if rel and mhz[rel[0]] <= mhz[trig[0]]:
+        raise IslandTableError("content", f"release level {mhz[rel[0]] / 1000:g} Hz must lie above the "
+                                          f"highest trigger level {mhz[trig[0]] / 1000:g} Hz")
+    # every cap finite and > 0: min > 0 and max < inf (a NaN makes the min NaN, which fails)
+    if not (caps_w.min() > 0.0 and caps_w.max() < math.inf):
         i, j = np.argwhere(~(np.isfinite(caps_w) & (caps_w > 0.0)))[0]
         raise IslandTableError("content", f"cap[{i}][{j}] = {float(caps_w[i, j])!r} W: expected a finite number > 0")
-    tc = caps_w[trig]
-    if np.any(np.diff(tc, axis=0) > 0.0):
-        i, j = np.argwhere(np.diff(tc, axis=0) > 0.0)[0]
-        raise IslandTableError("content", f"cohort {j}: cap rises from {tc[i, j]:g} W at "
-                                          f"{millihz[i] / 1000:g} Hz to {tc[i + 1, j]:g} W at the deeper "
-                                          f"{millihz[i + 1] / 1000:g} Hz; a deeper level must not raise a cap")
+    if len(trig) > 1:
+        tc = caps_w[trig]
+        if np.any(np.diff(tc, axis=0) > 0.0):
+            i, j = np.argwhere(np.diff(tc, axis=0) > 0.0)[0]
+            raise IslandTableError("content", f"cohort {j}: cap rises from {tc[i, j]:g} W at "
+                                              f"{mhz[i] / 1000:g} Hz to {tc[i + 1, j]:g} W at the deeper "
+                                              f"{mhz[i + 1] / 1000:g} Hz; a deeper level must not raise a cap")
 
 
 def encode_table(levels_hz: Sequence[float], caps_w, created_s: float, meta: Mapping | None = None, *,
@@ -224,14 +235,17 @@ def encode_table(levels_hz: Sequence[float], caps_w, created_s: float, meta: Map
         raise IslandTableError("counts", f"n_levels = {n_levels}, n_cohorts = {n_cohorts}; expected "
                                          f"1..{MAX_LEVELS} and 1..{MAX_COHORTS}")
     millihz = np.array([_to_millihz(v, f"levels_hz[{i}]") for i, v in enumerate(levels_hz)], dtype="<u4")
-    names = {v: k for k, v in _KIND_NAMES.items()}
     kinds = ["trigger"] * n_levels if kinds is None else list(kinds)
-    if len(kinds) != n_levels or any(k not in names for k in kinds):
+    if len(kinds) != n_levels or any(k not in _KIND_CODES for k in kinds):
         raise IslandTableError("content", f"kinds = {kinds!r}: expected {n_levels} of 'trigger'/'release'")
-    kind_arr = np.array([names[k] for k in kinds], dtype="<u4")
-    ids = np.arange(n_cohorts) if cohort_ids is None else np.asarray(cohort_ids)
-    if ids.shape != (n_cohorts,) or np.any(ids < 0) or np.any(ids > 0xFFFFFFFF) or np.any(ids != np.round(ids)):
-        raise IslandTableError("content", f"cohort_ids: expected {n_cohorts} integers in 0..2**32-1")
+    kind_arr = np.array([_KIND_CODES[k] for k in kinds], dtype="<u4")
+    if cohort_ids is None:  # 0 .. n_cohorts - 1: in range by the count check
+        ids = np.arange(n_cohorts, dtype="<u4")
+    else:
+        ids = np.asarray(cohort_ids)
+        if (ids.shape != (n_cohorts,) or np.any(ids < 0) or np.any(ids > 0xFFFFFFFF)
+                or np.any(ids != np.round(ids))):
+            raise IslandTableError("content", f"cohort_ids: expected {n_cohorts} integers in 0..2**32-1")
     caps32 = caps.astype("<f4")  # storage precision: float32 (~1e-5 W at 300 W)
     _validate(millihz, kind_arr, caps32.astype(np.float64))
     created_s, expires_s = float(created_s), float(expires_s)
@@ -245,12 +259,11 @@ def encode_table(levels_hz: Sequence[float], caps_w, created_s: float, meta: Map
         raise IslandTableError("content", f"meta is not a JSON object: {exc}") from exc
     if len(meta_bytes) > MAX_META_BYTES:
         raise IslandTableError("content", f"meta is {len(meta_bytes)} bytes encoded; at most {MAX_META_BYTES}")
-    payload = (millihz.tobytes() + kind_arr.tobytes() + ids.astype("<u4").tobytes() + caps32.tobytes()
-               + meta_bytes)
-    head = _HEADER.pack(MAGIC, _version, HEADER_SIZE, n_levels, n_cohorts, created_s, expires_s,
-                        len(meta_bytes), len(payload), zlib.crc32(payload), 0)
-    head = head[:-4] + struct.pack("<I", zlib.crc32(head[:-4]))
-    return head + payload
+    payload = b"".join((millihz.tobytes(), kind_arr.tobytes(), ids.astype("<u4").tobytes(), caps32.tobytes(),
+                        meta_bytes))
+    head = _HEAD_BODY.pack(MAGIC, _version, HEADER_SIZE, n_levels, n_cohorts, created_s, expires_s,
+                           len(meta_bytes), len(payload), zlib.crc32(payload))
+    return b"".join((head, _U32.pack(zlib.crc32(head)), payload))
 
 
 def decode_table(data: bytes) -> IslandTable:
@@ -294,18 +307,11 @@ def decode_table(data: bytes) -> IslandTable:
     if crc != payload_crc:
         raise IslandTableError("payload_crc", f"payload CRC-32 is {crc:#010x}, stored {payload_crc:#010x} "
                                               "(payload corrupted)")
-    off = 0
-
-    def take(dtype: str, n: int) -> np.ndarray:
-        nonlocal off
-        a = np.frombuffer(payload, dtype=dtype, count=n, offset=off)
-        off += 4 * n
-        return a
-
-    millihz = take("<u4", n_levels)
-    kinds = take("<u4", n_levels)
-    ids = take("<u4", n_cohorts)
-    caps = take("<f4", n_levels * n_cohorts).reshape(n_levels, n_cohorts)
+    words = np.frombuffer(payload, dtype="<u4", count=2 * n_levels + n_cohorts)
+    millihz, kinds, ids = words[:n_levels], words[n_levels:2 * n_levels], words[2 * n_levels:]
+    off = 4 * words.size
+    caps = np.frombuffer(payload, dtype="<f4", count=n_levels * n_cohorts, offset=off).reshape(n_levels, n_cohorts)
+    off += 4 * caps.size
     _validate(millihz, kinds, caps.astype(np.float64))
     if math.isnan(created_s) or math.isnan(expires_s) or expires_s < created_s:
         raise IslandTableError("content", f"created_s = {created_s!r}, expires_s = {expires_s!r}")
@@ -317,7 +323,7 @@ def decode_table(data: bytes) -> IslandTable:
         raise IslandTableError("content", f"meta is a {type(meta).__name__}; expected a JSON object")
     return IslandTable(
         version=version, levels_hz=millihz.astype(np.float64) / 1000.0,
-        kinds=tuple(_KIND_NAMES[int(k)] for k in kinds), cohort_ids=ids.astype(np.uint32),
+        kinds=tuple(_KIND_NAMES[k] for k in kinds.tolist()), cohort_ids=ids.astype(np.uint32),
         caps_w=caps.astype(np.float32), created_s=created_s, expires_s=expires_s,
         meta=MappingProxyType(meta), payload_crc32=payload_crc)
 

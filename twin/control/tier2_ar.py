@@ -563,10 +563,16 @@ class HostPowerPredictor:
         self.mean_w: np.ndarray | None = None   # the last period's mean power [W]
         self._prev_j: np.ndarray | None = None
         self._sums = np.zeros(3)
+        self._args: list | None = None          # the compiled period's arguments (numba)
+        self._call = None                       # the compiled period for self._args' types
+        self._fed: tuple = ()                   # the arrays of the call that _call was resolved for
+        self._types: list | None = None         # numba types of self._args
 
     def start(self, energy_j: np.ndarray) -> None:
         """The cohorts' cumulative energy [J] at the start of the first period."""
         self._prev_j = np.array(energy_j, dtype=float)
+        if self._args is not None:
+            self._args[13] = self._prev_j
 
     def step(self, gpu_energy_j: np.ndarray, host_energy_j: np.ndarray, reset: np.ndarray,
              score: bool) -> tuple[float, float, float] | None:
@@ -576,22 +582,40 @@ class HostPowerPredictor:
         period's sample (a new job on the host); cleared. Returns, when ``score`` and a
         prediction exists, ``(Σ|pred - y|, Σ|persistence - y|, Σy)`` over cohorts [W].
         """
-        model = self.model
-        if model.backend == "numba":
-            first = self.pred_w is None
-            if first:
-                self.pred_w, self.mean_w = np.empty(model.n_series), np.empty(model.n_series)
-            score = score and not first
-            j = model._k % model._theta.shape[0]
-            c = 1.0 / model._prior_w if model._prior_w > 0 else np.inf   # weight 0: no prior step
-            bad = _numba_kernels()[2](model._theta, model._p, model._lags, model._count, j, model.forgetting, c,
-                                      model._theta0, model.intercept, model._tri, model._p0_packed,
-                                      gpu_energy_j, host_energy_j, self._prev_j, self.period_s, self.n_hosts,
-                                      self.lo_w, self.hi_w, reset, self.mean_w, self.pred_w, score, self._sums)
+        args, model = self._args, self.model
+        if (args is not None and args[0] is model._theta and args[1] is model._p and args[2] is model._lags
+                and args[3] is model._count):   # numba after the first period, the model's arrays in place
+            args[4] = model._k % self._m
+            args[11], args[12], args[18], args[21] = gpu_energy_j, host_energy_j, reset, score
+            fed = self._fed
+            if fed and fed[0] is gpu_energy_j and fed[1] is host_energy_j and fed[2] is reset:
+                bad = self._call(*args)        # the overload these arrays' types resolved to
+            else:
+                bad = self._resolve(args)
             if bad >= 0:
                 raise ValueError(f"Tier 2: the mean power of cohort {bad} is not finite")
             model._k += 1
-            return (float(self._sums[0]), float(self._sums[1]), float(self._sums[2])) if score else None
+            return tuple(self._sums.tolist()) if score else None
+        if model.backend == "numba":
+            n = model.n_series
+            first = self.pred_w is None
+            if first:
+                self.pred_w, self.mean_w = np.empty(n), np.empty(n)
+            self._m = m = model._theta.shape[0]
+            c = 1.0 / model._prior_w if model._prior_w > 0 else np.inf   # weight 0: no prior step
+            # _power_tick_soa's arguments; per period step() sets [4] j, [11] gpu_j, [12] host_j,
+            # [18] reset and [21] score, start() sets [13] prev_j
+            self._args = args = [model._theta, model._p, model._lags, model._count, model._k % m, model.forgetting,
+                                 c, model._theta0, model.intercept, model._tri, model._p0_packed,
+                                 gpu_energy_j, host_energy_j, self._prev_j, self.period_s, self.n_hosts,
+                                 self.lo_w, self.hi_w, reset, self.mean_w, self.pred_w, score and not first,
+                                 self._sums]
+            self._fed = ()
+            bad = self._resolve(args)          # the first period has nothing to score yet
+            if bad >= 0:
+                raise ValueError(f"Tier 2: the mean power of cohort {bad} is not finite")
+            model._k += 1
+            return tuple(self._sums.tolist()) if score and not first else None
         # numpy: bare ufunc calls (x.sum() is add.reduce, np.clip(x, lo, hi) is
         # minimum(maximum(x, lo), hi) for lo <= hi), the operations the kernel repeats
         sub, absolute, total = np.subtract, np.absolute, np.add.reduce
@@ -609,6 +633,25 @@ class HostPowerPredictor:
         self.mean_w = y
         self.pred_w = np.minimum(np.maximum(np.multiply(model.predict(), self.hi_w), self.lo_w), self.hi_w)
         return sums
+
+    def _resolve(self, args: list) -> int:
+        """One compiled period through numba's dispatcher (which types every argument), and
+        the compiled overload it ran kept for the next periods that are fed the same energy
+        and reset arrays (``step`` checks identity). The other arguments are this object's
+        and its model's own arrays, changed in place only, and scalars of fixed types."""
+        kernel = _numba_kernels()[2]
+        bad = kernel(*args)
+        typeof = kernel.typeof_pyval
+        if self._types is None:
+            self._types = [typeof(a) for a in args]
+        for i in (11, 12, 18):
+            self._types[i] = typeof(args[i])
+        try:
+            self._call = kernel.get_overload(tuple(self._types))
+            self._fed = (args[11], args[12], args[18])
+        except KeyError:   # no overload of exactly these types (the dispatcher converted one)
+            self._call, self._fed = None, ()
+        return bad
 
 
 def rebalance_caps(envelope_w, predicted_w, min_w, max_w) -> np.ndarray:

@@ -138,6 +138,7 @@ class FacilityControl:
         self.hourly_on = c.tier3 != "none" or c.scheduler != "none"
         if self.hourly_on:
             self._eq4 = PaperEq4Params(**(sc.cooling.params if sc.cooling.model == "paper_eq4" else {}))
+            self._eq4_kw = asdict(self._eq4)  # the (frozen) coefficients as keywords, once
             self.design_it_w = sc.facility.design_it_power_w
             if c.tier3 != "none":
                 # ffr_commitment_kw = 0 with the island: the band is fixed at reserve_band (r
@@ -175,15 +176,17 @@ class FacilityControl:
                                 self.cfg.tier2_period_s)
         t2.start(self._host_energy_j())
         timeout, per, changed = env.timeout, self.cfg.tier2_period_s, self._changed
+        advance, step, n = fleet.advance_to, t2.step, fleet.n_cohorts
         while True:
             yield timeout(per)
-            fleet.advance_to(env.now)
-            sums = t2.step(fleet.gpu_energy_j, fleet.host_energy_j, changed, env.now > 0.0)
+            now = env.now
+            advance(now)
+            sums = step(fleet.gpu_energy_j, fleet.host_energy_j, changed, now > 0.0)
             if sums is not None:
                 self._abs_err += sums[0]
                 self._abs_err_persist += sums[1]
                 self._sum_y += sums[2]
-                self._scored += fleet.n_cohorts
+                self._scored += n
             self._mean_w, self._pred_w = t2.mean_w, t2.pred_w
             self.tier2_ticks += 1
 
@@ -341,12 +344,12 @@ class FacilityControl:
         """Eq. 4 facility power for IT power ``P_fix + it_w`` at the decision hour's weather [W]."""
         db, wb = self._wx
         return facility_power_w(self._p_fix_w + np.asarray(it_w, dtype=float), self.design_it_w, db, wb,
-                                **asdict(self._eq4))["facility_power_w"]
+                                **self._eq4_kw)["facility_power_w"]
 
     def _pue(self, it_w: float, t_s) -> np.ndarray:
         db, wb = self._temps_c(t_s)
         it_w = max(it_w, 1.0)
-        return facility_power_w(it_w, self.design_it_w, db, wb, **asdict(self._eq4))["facility_power_w"] / it_w
+        return facility_power_w(it_w, self.design_it_w, db, wb, **self._eq4_kw)["facility_power_w"] / it_w
 
     def _set_normal_caps(self) -> None:
         f = self.fleet
