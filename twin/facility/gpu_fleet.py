@@ -26,14 +26,20 @@ from typing import Callable
 import numpy as np
 
 from twin.control.plant import check_caps_in_range
-from twin.physics.gpu import (WORKLOADS, GpuProfile, board_power_step, capped_power_w, demand_power_w,
-                              junction_temp_step, load_gpu_fit, mean_board_power_w, throughput_iter_per_s)
+from twin.physics._scalar import fmin
+from twin.physics.gpu import (WORKLOADS, GpuProfile, board_power_step, capped_power_w, class_model,
+                              class_power_throughput, demand_power_w, junction_temp_step, load_gpu_fit)
 
 GENERIC = -1  # workload index of the uncalibrated generic model (and of idle cohorts)
 
 
 class GpuFleet:
     """GPUs and hosts of a facility, advanced lazily to the time asked.
+
+    Events and lag steps touching at most ``loop_max`` cohorts run as Python loops over
+    floats, larger ones on numpy arrays: the same IEEE operations in the same order, so
+    the same numbers (``tests/test_gpu_fleet_fastpath.py``); numpy's ``exp``/``expm1``
+    are used in both.
 
     Parameters
     ----------
@@ -50,6 +56,8 @@ class GpuFleet:
     sm_clock_mhz : float, optional
         SM clock the calibrated model assumes [MHz]; default the profile's maximum boost.
     """
+
+    loop_max = 16  # most cohorts an event or lag step handles in a Python loop
 
     def __init__(self, profile: GpuProfile, gpu_count, host_count, cap_w: float,
                  host_idle_w: float, host_busy_w: float, t0_s: float = 0.0, sm_clock_mhz: float | None = None):
@@ -68,6 +76,9 @@ class GpuFleet:
         check_caps_in_range(np.arange(n), np.full(n, cap_w), self.min_limit_w, self.max_limit_w)
         self.cap_w = np.full(n, float(cap_w))
         self.base_cap_w = self.cap_w.copy()  # the cap job run times refer to
+        # the calibrated model's per-class constants at this clock (checked once); the caps
+        # it is evaluated at are range-checked by set_cap, so calls skip the checks
+        self._model = class_model(self.sm_clock_mhz, self.fit, profile)
         self._class_cache: dict[tuple, tuple[float, float]] = {}
         self._base_throughput: dict[tuple, float] = {}  # X(base cap) per (class, base cap)
         self.gpu_util = np.zeros(n)
@@ -77,10 +88,16 @@ class GpuFleet:
         self.trace_gpu_w = np.zeros(n)  # per GPU
         self.trace_host_w = np.zeros(n)  # per host
         self.class_power_w = np.full(n, profile.idle_w)  # P_class(cap, clock) per cohort (idle for generic)
+        # rates of the lazily accumulated per-cohort quantities, one (3, n) array so that a
+        # flush is one multiply-add per interval: GPU power of the settled cohorts [W] (0
+        # for moving ones), host power [W], job speed [-]
+        self._rates = np.zeros((3, n))
         # job progress: full-speed seconds of work done per second (1 uncapped; < 1 where the
         # cap slows the class's kernels) and its integral, exact between events
-        self.speed = np.ones(n)
+        self.speed = self._rates[2]
+        self.speed[:] = 1.0
         self.has_job = np.zeros(n, dtype=bool)
+        self._job_speed = np.zeros(n)  # speed * has_job, kept up to date per cohort
         self.work_node_s = 0.0  # job work done [node-seconds at the configured cap's speed]
         self.host_util = np.zeros(n)
         self.ambient_c = self.fit.ambient_c  # fitted junction "ambient" of the V100 testbed
@@ -105,12 +122,15 @@ class GpuFleet:
         # notes its interval; the per-cohort energies and job progress are brought up to
         # date (_flush) when read or before a rate changes. Only the cohorts still moving
         # toward their targets (_moving) go through the lag model.
-        self._gpu_e_j = np.zeros(n)  # cumulative per cohort (all its GPUs), up to _lazy_dts
-        self._host_e_j = np.zeros(n)  # cumulative per cohort (all its hosts), up to _lazy_dts
-        self._progress_s = np.zeros(n)
+        self._acc = np.zeros((3, n))  # rows: the three below (rates: _rates)
+        self._gpu_e_j = self._acc[0]  # cumulative per cohort (all its GPUs), up to _lazy_dts
+        self._host_e_j = self._acc[1]  # cumulative per cohort (all its hosts), up to _lazy_dts
+        self._progress_s = self._acc[2]
+        self._acc_hp, self._rates_hp = self._acc[1:], self._rates[1:]  # host energy and progress
         self._lazy_dts: list[float] = []  # settled intervals not yet applied per cohort
         self._settled = False
-        self._settled_cohort_w = self.power_w * self.gpu_count  # 0 for moving cohorts
+        self._settled_cohort_w = self._rates[0]  # 0 for moving cohorts
+        np.multiply(self.power_w, self.gpu_count, out=self._settled_cohort_w)
         self._settled_total_w = float(self._settled_cohort_w.sum())
         self._moving = np.empty(0, dtype=np.int64)  # indices of the cohorts off their targets
         self._is_moving = np.zeros(n, dtype=bool)
@@ -118,7 +138,8 @@ class GpuFleet:
         self.gpu_energy_total_j = 0.0
         self.host_energy_total_j = 0.0
         self.t_s = float(t0_s)
-        self.host_power_w = np.zeros(n)
+        self.host_power_w = self._rates[1]
+        self._th_decay = (math.nan, 1.0)  # (dt, exp(-dt / tau_th)) of the last moving step
         self._refresh_targets(np.arange(n), initial=True)
 
     @property
@@ -156,58 +177,95 @@ class GpuFleet:
         additions, in the same order, as stepping every array at every advance)."""
         dts = self._lazy_dts
         if dts:
-            w, h, v = self._settled_cohort_w, self.host_power_w, self.speed
+            acc, rates = self._acc, self._rates
             for d in dts:
-                self._gpu_e_j += w * d
-                self._host_e_j += h * d
-                self._progress_s += v * d
+                acc += rates * d  # rows: GPU energy, host energy, progress
             dts.clear()
 
-    def _refresh_class_power(self, cohorts) -> None:
-        """Recompute P_class(cap, clock) for ``cohorts`` (called when class or cap changes)."""
-        idx = np.atleast_1d(np.asarray(cohorts))
-        if idx.dtype == bool:
-            idx = np.flatnonzero(idx)
+    def _refresh_class_power(self, idx: np.ndarray) -> None:
+        """Recompute P_class(cap, clock) and the job speed of cohorts ``idx`` (int indices;
+        called when class or cap changes)."""
+        self.speed[idx] = 1.0
         w = self.workload[idx]
         has = w != GENERIC
-        self.speed[idx] = 1.0
-        if has.any():
-            sel = idx[has]
-            # (P_class, rho) per distinct (class, cap, base cap): a handful of values in a run,
-            # while the calibrated model costs ~0.1 ms a call
-            keys = list(zip(w[has].tolist(), self.cap_w[sel].tolist(), self.base_cap_w[sel].tolist()))
-            cache = self._class_cache
-            missing = [k for k in dict.fromkeys(keys) if k not in cache]
-            if missing:
-                wk, cap, base = (np.array(x) for x in zip(*missing))
-                names = np.asarray(WORKLOADS)[wk]
-                p_class = np.maximum(mean_board_power_w(cap, self.sm_clock_mhz, names, self.fit, self.profile),
-                                     self.profile.idle_w)
-                # job run times are given at the facility's configured cap (base_cap_w): kernels
-                # run at X(cap)/X(base cap) of that speed for the share util of the time. X(base
-                # cap) is kept per (class, base cap), a few values in a run (the model is
-                # elementwise: a value does not depend on the batch it is computed in)
-                x_base = self._base_throughput
-                base_keys = list(zip(wk.tolist(), base.tolist()))
-                new_base = [k for k in dict.fromkeys(base_keys) if k not in x_base]
-                if new_base:
-                    bw, bc = (np.array(x) for x in zip(*new_base))
-                    x_new = throughput_iter_per_s(bc, self.sm_clock_mhz, np.asarray(WORKLOADS)[bw], self.fit,
-                                                  self.profile)
-                    x_base.update(zip(new_base, x_new.tolist()))
-                rho = (throughput_iter_per_s(cap, self.sm_clock_mhz, names, self.fit, self.profile)
-                       / np.array([x_base[k] for k in base_keys]))
-                cache.update(zip(missing, zip(p_class.tolist(), np.maximum(rho, 1e-9).tolist())))
-            vals = np.array([cache[k] for k in keys])
-            self.class_power_w[sel] = vals[:, 0]
-            # the rest of the time (e.g. I/O) is unaffected: speed = 1 / ((1 - util) + util / rho)
-            util = self.gpu_util[sel]
-            self.speed[sel] = 1.0 / ((1.0 - util) + util / vals[:, 1])
+        if not has.any():
+            return
+        sel = idx[has]
+        if sel.size > self.loop_max:
+            self._class_values_array(sel, w[has])
+            return
+        # (P_class, rho) per distinct (class, cap, base cap): a handful of values in a run
+        # except for continuous (Tier-1) caps; the model is elementwise, so a cached value
+        # is the one a new evaluation would give
+        keys = list(zip(w[has].tolist(), self.cap_w[sel].tolist(), self.base_cap_w[sel].tolist()))
+        cache = self._class_cache
+        missing = [k for k in dict.fromkeys(keys) if k not in cache]
+        if missing:
+            self._add_class_values(missing)
+        vals = [cache[k] for k in keys]
+        self.class_power_w[sel] = [v[0] for v in vals]
+        # the rest of the time (e.g. I/O) is unaffected: speed = 1 / ((1 - util) + util / rho)
+        # (Python floats: the same IEEE operations as on arrays)
+        self.speed[sel] = [1.0 / ((1.0 - u) + u / v[1]) for u, v in zip(self.gpu_util[sel].tolist(), vals)]
 
-    def _refresh_targets(self, idx: np.ndarray, initial: bool = False) -> None:
+    def _class_values_array(self, sel: np.ndarray, wk: np.ndarray) -> None:
+        """P_class and speed of many classed cohorts ``sel`` (classes ``wk``) on arrays,
+        without the per-key cache (the same numbers)."""
+        cap = self.cap_w[sel]
+        if not (cap > 0.0).all():  # the calibrated model's own check
+            raise ValueError(f"cap_w = {cap!r}: expected numbers > 0")
+        power_w, x_cap = class_power_throughput(self._model, cap, wk)
+        self.class_power_w[sel] = np.maximum(power_w, self.profile.idle_w)
+        base = self.base_cap_w[sel]
+        x_base = self._base_throughput
+        b0 = float(base[0])
+        if (base == b0).all():  # one base cap (the usual case): X(base) per class
+            keys = [(c, b0) for c in range(len(WORKLOADS))]
+            self._add_base_throughput(keys)
+            x_b = np.array([x_base[k] for k in keys])[wk]
+        else:
+            keys = list(zip(wk.tolist(), base.tolist()))
+            self._add_base_throughput(keys)
+            x_b = np.array([x_base[k] for k in keys])
+        util = self.gpu_util[sel]
+        self.speed[sel] = 1.0 / ((1.0 - util) + util / np.maximum(x_cap / x_b, 1e-9))
+
+    def _add_base_throughput(self, keys: list[tuple[int, float]]) -> None:
+        """X(base cap) of (class, base cap) ``keys`` not yet known into the cache."""
+        x_base = self._base_throughput
+        new_base = [k for k in dict.fromkeys(keys) if k not in x_base]
+        if new_base:
+            bw, bc = (np.array(x) for x in zip(*new_base))
+            if not all(k[1] > 0.0 for k in new_base):
+                raise ValueError(f"cap_w = {bc!r}: expected numbers > 0")
+            x_base.update(zip(new_base, class_power_throughput(self._model, bc, bw)[1].tolist()))
+
+    def _add_class_values(self, missing: list[tuple[int, float, float]]) -> None:
+        """Evaluate (P_class, rho) for new (class, cap, base cap) keys into the cache."""
+        wk = np.array([k[0] for k in missing])
+        cap = np.array([k[1] for k in missing])
+        if not all(k[1] > 0.0 for k in missing):  # the calibrated model's own check
+            raise ValueError(f"cap_w = {cap!r}: expected numbers > 0")
+        power_w, x_cap = class_power_throughput(self._model, cap, wk)
+        p_class = np.maximum(power_w, self.profile.idle_w)
+        # job run times are given at the facility's configured cap (base_cap_w): kernels
+        # run at X(cap)/X(base cap) of that speed for the share util of the time. X(base
+        # cap) is kept per (class, base cap), a few values in a run (the model is
+        # elementwise: a value does not depend on the batch it is computed in)
+        base_keys = [(k[0], k[2]) for k in missing]
+        self._add_base_throughput(base_keys)
+        rho = x_cap / np.array([self._base_throughput[k] for k in base_keys])
+        self._class_cache.update(zip(missing, zip(p_class.tolist(), np.maximum(rho, 1e-9).tolist())))
+
+    def _refresh_targets(self, idx: np.ndarray, initial: bool = False, host: bool = True) -> None:
         """Targets, pending rises and host power of cohorts ``idx`` (int indices) after their
         load, cap or trace changed; every other cohort's inputs are unchanged, so its target
-        is what a whole-fleet refresh would give it. Call after :meth:`_flush`."""
+        is what a whole-fleet refresh would give it. ``host=False``: the cohorts' host power
+        inputs did not change (a cap write), so it is not recomputed. Call after
+        :meth:`_flush`."""
+        if idx.size <= self.loop_max and not initial:
+            self._refresh_targets_loop(idx, host)
+            return
         p = self.profile
         util, cap = self.gpu_util[idx], self.cap_w[idx]
         generic = capped_power_w(demand_power_w(util, p.idle_w, p.max_limit_w), cap)
@@ -229,10 +287,78 @@ class GpuFleet:
             self._next_due_s = float(self._pending_at_s.min())
         self._update_moving(idx)
         self._settled = False
-        modelled_host_w = self.host_idle_w + self.host_util[idx] * (self.host_busy_w - self.host_idle_w)
-        self.host_power_w[idx] = self.host_count[idx] * np.where(is_trace, self.trace_host_w[idx], modelled_host_w)
-        self.host_power_total_w = float(self.host_power_w.sum())
-        self._work_rate = float((self.speed * self.has_job) @ self.host_count)
+        if host:
+            modelled_host_w = self.host_idle_w + self.host_util[idx] * (self.host_busy_w - self.host_idle_w)
+            self.host_power_w[idx] = self.host_count[idx] * np.where(is_trace, self.trace_host_w[idx],
+                                                                      modelled_host_w)
+            self.host_power_total_w = float(self.host_power_w.sum())
+        self._job_speed[idx] = self.speed[idx] * self.has_job[idx]
+        self._work_rate = float(self._job_speed @ self.host_count)
+
+    def _refresh_targets_loop(self, idx: np.ndarray, host: bool) -> None:
+        """:meth:`_refresh_targets` (not initial) for a few cohorts, on Python floats."""
+        p = self.profile
+        # demand_power_w and capped_power_w (twin.physics.gpu) on floats, the same operations
+        idle_w, span_w = p.idle_w, p.max_limit_w - p.idle_w
+        new_w = []
+        for u, cap, cls, w, tr, tr_w in zip(self.gpu_util[idx].tolist(), self.cap_w[idx].tolist(),
+                                            self.class_power_w[idx].tolist(), self.workload[idx].tolist(),
+                                            self.is_trace[idx].tolist(), self.trace_gpu_w[idx].tolist()):
+            if tr:
+                m = tr_w
+            elif w == GENERIC:
+                m = fmin(idle_w + u * span_w, cap)
+            else:
+                m = idle_w + u * (cls - idle_w)
+            new_w.append(fmin(m, cap))
+        if self.rise_delay_s <= 0.0:
+            target = new_w
+        else:
+            due_s = self.t_s + self.rise_delay_s
+            at_s, pend_w, target = [], [], []
+            for new, old, at in zip(new_w, self.target_w[idx].tolist(), self._pending_at_s[idx].tolist()):
+                if new > old:  # a rise becomes the target after the delay (a pending one keeps its time)
+                    at_s.append(at if math.isfinite(at) else due_s)
+                    pend_w.append(new)
+                    target.append(old)
+                else:
+                    at_s.append(math.inf)
+                    pend_w.append(math.nan)
+                    target.append(new)
+            self._pending_at_s[idx] = at_s
+            self._pending_w[idx] = pend_w
+            self._next_due_s = float(self._pending_at_s.min())
+        self.target_w[idx] = target
+        self._update_moving_loop(idx, target)
+        self._settled = False
+        if host:
+            hu = self.host_util[idx].tolist()
+            h_idle, h_span = self.host_idle_w, self.host_busy_w - self.host_idle_w
+            self.host_power_w[idx] = [n * (tw if tr else h_idle + u * h_span) for n, tr, tw, u in
+                                      zip(self.host_count[idx].tolist(), self.is_trace[idx].tolist(),
+                                          self.trace_host_w[idx].tolist(), hu)]
+            self.host_power_total_w = float(self.host_power_w.sum())
+        self._job_speed[idx] = [v * j for v, j in zip(self.speed[idx].tolist(), self.has_job[idx].tolist())]
+        self._work_rate = float(self._job_speed @ self.host_count)
+
+    def _update_moving_loop(self, idx: np.ndarray, target: list[float]) -> None:
+        """:meth:`_update_moving` for a few cohorts whose new targets are ``target``."""
+        go, settled, settled_w = [], [], []
+        for i, p0, tg, n in zip(idx.tolist(), self.power_w[idx].tolist(), target, self.gpu_count[idx].tolist()):
+            if p0 != tg:
+                go.append(i)
+            else:
+                settled.append(i)
+                settled_w.append(tg * n)
+        if settled:
+            self._settled_cohort_w[settled] = settled_w
+            self._is_moving[settled] = False
+        if go:
+            go = np.array(go)
+            self._sync_temp(go)
+            self._settled_cohort_w[go] = 0.0
+            self._is_moving[go] = True
+        self._moving = np.flatnonzero(self._is_moving)
 
     def _update_moving(self, idx: np.ndarray) -> None:
         """Cohorts ``idx`` whose target may have changed: those off their target move (their
@@ -256,13 +382,17 @@ class GpuFleet:
         if late.any():
             i = idx[late]
             p = self.profile
-            self.temp_c[i] = junction_temp_step(self.temp_c[i], self.power_w[i], self.ambient_c, dt[late],
-                                                p.r_th_k_per_w, p.tau_th_s)
+            # junction_temp_step (twin.physics.gpu), the same operations without its checks
+            # (dt > 0 here; tau_th_s was checked at construction)
+            temp_ss_c = self.ambient_c + p.r_th_k_per_w * self.power_w[i]
+            self.temp_c[i] = temp_ss_c + (self.temp_c[i] - temp_ss_c) * np.exp(-dt[late] / p.tau_th_s)
         self._temp_t_s[idx] = self.t_s
 
     def advance_to(self, t_s: float) -> None:
         """Integrate the fleet from its current time to ``t_s``; targets change only where
         a delayed rise falls due (the interval is split there, so energy stays exact)."""
+        if t_s == self.t_s and t_s < self._next_due_s:
+            return  # already there (a read at the same instant)
         if not math.isfinite(t_s):
             raise ValueError(f"cannot advance the fleet to a non-finite time t={t_s} s")
         while self._next_due_s <= t_s:
@@ -295,21 +425,23 @@ class GpuFleet:
             self._flush()
             e_gpu = self.target_w * dt
             idx = self._moving
-            if idx.size:
-                p = self.profile
+            if 0 < idx.size <= self.loop_max:
+                self._step_moving_loop(idx, dt, t_s, e_gpu)
+            elif idx.size:
                 target = self.target_w[idx]
                 # board_power_step and junction_temp_step (twin.physics.gpu), the same operations
-                # without their argument checks (dt > 0 here; the time constants were checked once)
+                # without their argument checks (dt > 0 here; the time constants were checked
+                # once): -(dt / tau) is (-dt) / tau, and a + b * -c is a - b * c, exactly
                 gap_w = self.power_w[idx] - target
                 tau_s = np.where(gap_w > 0.0, self._dyn.tau_down_s, self._dyn.tau_up_s)
-                x = dt / tau_s
-                power = target + gap_w * np.exp(-x)
-                e_mov = target * dt + gap_w * tau_s * -np.expm1(-x)
+                neg_x = -dt / tau_s
+                power = target + gap_w * np.exp(neg_x)
+                e_mov = target * dt - gap_w * tau_s * np.expm1(neg_x)
                 self.power_w[idx] = power
                 e_gpu[idx] = e_mov
-                temp_ss_c = self.ambient_c + p.r_th_k_per_w * (e_mov / dt)
+                temp_ss_c = self.ambient_c + self.profile.r_th_k_per_w * (e_mov / dt)
                 temp = self.temp_c[idx]
-                self.temp_c[idx] = temp_ss_c + (temp - temp_ss_c) * np.exp(-dt / p.tau_th_s)
+                self.temp_c[idx] = temp_ss_c + (temp - temp_ss_c) * self._thermal_decay(dt)
                 self._temp_t_s[idx] = t_s
                 done = power == target
                 if done.any():
@@ -320,14 +452,57 @@ class GpuFleet:
             e_gpu *= self.gpu_count
             self._gpu_e_j += e_gpu
             self.gpu_energy_total_j += float(e_gpu.sum())
-            self._host_e_j += self.host_power_w * dt
-            self._progress_s += self.speed * dt
+            self._acc_hp += self._rates_hp * dt  # host energy and job progress
             if not self._moving.size:
                 self._settled = True
                 self._settled_total_w = float(self._settled_cohort_w.sum())
         self.host_energy_total_j += self.host_power_total_w * dt
         self.work_node_s += self._work_rate * dt
         self.t_s = t_s
+
+    def _thermal_decay(self, dt: float) -> float:
+        """``exp(-dt / tau_th)`` (numpy's exp), kept for the last ``dt`` (ticks repeat it)."""
+        th_dt, th_decay = self._th_decay
+        if dt != th_dt:
+            th_decay = float(np.exp(-dt / self.profile.tau_th_s))
+            self._th_decay = (dt, th_decay)
+        return th_decay
+
+    def _step_moving_loop(self, idx: np.ndarray, dt: float, t_s: float, e_gpu: np.ndarray) -> None:
+        """The lag and thermal step of a few moving cohorts ``idx`` over ``dt`` on Python
+        floats: the operations of the array path, with numpy's exp/expm1 of the two
+        possible exponents (one per direction; elementwise, the same values)."""
+        td, tu = self._dyn.tau_down_s, self._dyn.tau_up_s
+        neg_x = np.array([-dt / td, -dt / tu])
+        (ed, eu), (md, mu) = np.exp(neg_x).tolist(), np.expm1(neg_x).tolist()
+        amb, r_th = self.ambient_c, self.profile.r_th_k_per_w
+        th_decay = self._thermal_decay(dt)
+        il = idx.tolist()
+        power, e_mov, temp, fin, fin_w = [], [], [], [], []
+        for i, t, p0, c0, n in zip(il, self.target_w[idx].tolist(), self.power_w[idx].tolist(),
+                                   self.temp_c[idx].tolist(), self.gpu_count[idx].tolist()):
+            gap = p0 - t
+            if gap > 0.0:
+                p = t + gap * ed
+                e = t * dt - gap * td * md
+            else:
+                p = t + gap * eu
+                e = t * dt - gap * tu * mu
+            power.append(p)
+            e_mov.append(e)
+            ss = amb + r_th * (e / dt)
+            temp.append(ss + (c0 - ss) * th_decay)
+            if p == t:
+                fin.append(i)
+                fin_w.append(t * n)
+        self.power_w[idx] = power
+        e_gpu[idx] = e_mov
+        self.temp_c[idx] = temp
+        self._temp_t_s[idx] = t_s
+        if fin:
+            self._settled_cohort_w[fin] = fin_w
+            self._is_moving[fin] = False
+            self._moving = np.flatnonzero(self._is_moving)
 
     def _update_temp(self) -> None:
         """Apply the deferred junction-temperature update of the settled cohorts."""
@@ -353,8 +528,9 @@ class GpuFleet:
         self.workload[cohorts] = workload
         self.has_job[cohorts] = (np.asarray(gpu_util) > 0) | (np.asarray(host_util) > 0)
         self.is_trace[cohorts] = False
-        self._refresh_class_power(cohorts)  # also the cohorts' speed
-        self._refresh_targets(self._index(cohorts))
+        idx = self._index(cohorts)
+        self._refresh_class_power(idx)  # also the cohorts' speed
+        self._refresh_targets(idx)
 
     def set_trace_power(self, t_s: float, cohorts, gpu_w, host_w) -> None:
         """From ``t_s`` on, ``cohorts`` draw measured power: ``gpu_w`` per GPU (still limited
@@ -373,12 +549,17 @@ class GpuFleet:
     def set_cap(self, t_s: float, cohorts, cap_w) -> None:
         """From ``t_s`` on, ``cohorts`` are capped at ``cap_w`` [W per GPU] (range-checked)."""
         cohorts = np.asarray(cohorts)
-        check_caps_in_range(cohorts, cap_w, self.min_limit_w, self.max_limit_w)
+        cap = np.asarray(cap_w, dtype=float)
+        if not (cohorts.ndim == 1 and cohorts.dtype.kind in "iu" and cap.shape in ((), cohorts.shape)
+                and ((cap >= self.min_limit_w[cohorts]) & (cap <= self.max_limit_w[cohorts])).all()):
+            # the plant protocol's check (the same test; it raises with the message)
+            check_caps_in_range(cohorts, cap_w, self.min_limit_w, self.max_limit_w)
         self.advance_to(t_s)
         self._flush()
         self.cap_w[cohorts] = cap_w
-        self._refresh_class_power(cohorts)
-        self._refresh_targets(self._index(cohorts))
+        idx = self._index(cohorts)
+        self._refresh_class_power(idx)
+        self._refresh_targets(idx, host=False)  # a cap leaves host power as it is
 
     def _index(self, cohorts) -> np.ndarray:
         """``cohorts`` (index, indices, slice or boolean mask) as an int index array."""

@@ -20,12 +20,20 @@ def scalars(*args) -> bool:
 
 
 def fmax(a, b) -> float:
-    """``np.maximum`` of two scalars: NaN if either is NaN."""
+    """``np.maximum`` of two scalars: NaN if either is NaN (else ``max(a, b)``)."""
     a, b = float(a), float(b)
-    return math.nan if math.isnan(a) or math.isnan(b) else max(a, b)
+    if b > a:
+        return b
+    if a >= b:
+        return a
+    return math.nan  # a comparison with NaN is false both ways
 
 
 def fmin(a, b) -> float:
-    """``np.minimum`` of two scalars: NaN if either is NaN."""
+    """``np.minimum`` of two scalars: NaN if either is NaN (else ``min(a, b)``)."""
     a, b = float(a), float(b)
-    return math.nan if math.isnan(a) or math.isnan(b) else min(a, b)
+    if b < a:
+        return b
+    if a <= b:
+        return a
+    return math.nan

@@ -407,12 +407,15 @@ def _coefs(fit: GpuFit, workload) -> dict:
         c = fit.workloads[workload]
         return {k: getattr(c, k) for k in names}
     arr = np.asarray(workload, dtype=str)
-    uniq, inv = np.unique(arr, return_inverse=True)
-    bad = [u for u in uniq if u not in fit.workloads]
+    # distinct names in order of first use and each entry's row (a dict: np.unique sorts
+    # strings, ~15 us; the rows hold the same numbers, in another order)
+    rows: dict[str, int] = {}
+    inv = [rows.setdefault(u, len(rows)) for u in arr.ravel().tolist()]
+    bad = sorted(u for u in rows if u not in fit.workloads)
     if bad:
-        raise ValueError(f"workload {bad[0]!r}: expected one of {sorted(fit.workloads)}")
-    table = np.array([[getattr(fit.workloads[u], k) for k in names] for u in uniq])
-    cols = table[inv.reshape(arr.shape)]
+        raise ValueError(f"workload {np.str_(bad[0])!r}: expected one of {sorted(fit.workloads)}")
+    table = np.array([[getattr(fit.workloads[u], k) for k in names] for u in rows])
+    cols = table[np.array(inv, dtype=np.intp).reshape(arr.shape)]
     return {k: cols[..., i] for i, k in enumerate(names)}
 
 
@@ -430,8 +433,22 @@ def _resolve(fit: GpuFit | None, profile: GpuProfile | None) -> GpuFit:
 
 
 def _check_positive(name: str, value) -> None:
+    if isinstance(value, float):  # the common case, without numpy (NaN fails, as below)
+        if not value > 0.0:
+            raise ValueError(f"{name} = {value!r}: expected numbers > 0")
+        return
     if np.any(~(np.asarray(value, dtype=float) > 0.0)):
         raise ValueError(f"{name} = {value!r}: expected numbers > 0")
+
+
+def _check_interval(dt_s) -> None:
+    """``ValueError`` if any interval is negative (NaN passes, as in ``np.any(dt < 0)``)."""
+    if isinstance(dt_s, float):
+        if dt_s < 0.0:
+            raise ValueError(f"dt_s = {dt_s!r}: expected >= 0 s")
+        return
+    if np.any(np.asarray(dt_s) < 0.0):
+        raise ValueError(f"dt_s = {dt_s!r}: expected >= 0 s")
 
 
 def smooth_min(a, b, order):
@@ -544,6 +561,92 @@ def iterations_per_joule(cap_w, sm_clock_mhz, workload, fit: GpuFit | None = Non
             / mean_board_power_w(cap_w, sm_clock_mhz, workload, fit, profile))
 
 
+@dataclass(frozen=True)
+class ClassModel:
+    """The calibrated model's constants for one device at one locked SM clock, per class.
+
+    Built (and its arguments checked) once by :func:`class_model`; evaluated by
+    :func:`class_power_throughput` without further checks. Everything that depends on the
+    class and the clock only (the clock-limited compute power, the low-phase term, ...)
+    is computed here, with the operations :func:`mean_board_power_w` and
+    :func:`throughput_iter_per_s` apply to each element, so the per-call results are the
+    same numbers.
+
+    Attributes
+    ----------
+    kp, kf : float
+        Power and clock scales from the fitted device to the profile [-].
+    f_mhz : float
+        The SM clock on the fitted device's scale, ``sm_clock_mhz / kf`` [MHz].
+    cap_tracking, smooth_min_order, clock_ref_mhz : float
+        As in :class:`GpuFit`.
+    table : ndarray, shape (9, len(WORKLOADS))
+        Rows: clock-limited compute power [W], ``(1 - duty) * p_low`` [W], ``duty`` [-],
+        ``p_static`` [W], ``p_dynamic`` [W], ``1 / clock_exponent`` [-], ``x_max``
+        [iterations/s], ``f_half**hill`` [MHz**hill], ``hill`` [-]; columns as
+        :data:`WORKLOADS`.
+    quiet : bool
+        True where some ``p_dynamic`` is 0: the effective clock's 0/0 is silenced, as in
+        :func:`effective_sm_clock_mhz`.
+    """
+
+    kp: float
+    kf: float
+    f_mhz: float
+    cap_tracking: float
+    smooth_min_order: float
+    clock_ref_mhz: float
+    table: np.ndarray
+    quiet: bool
+
+
+def class_model(sm_clock_mhz: float, fit: GpuFit | None = None, profile: GpuProfile | None = None) -> ClassModel:
+    """The per-class constants of the calibrated model at ``sm_clock_mhz`` [MHz] (> 0).
+
+    ``fit`` and ``profile`` as in :func:`mean_board_power_w`. Raises ``ValueError`` for a
+    clock that is not a number > 0.
+    """
+    _check_positive("sm_clock_mhz", sm_clock_mhz)
+    if np.ndim(sm_clock_mhz) != 0:
+        raise ValueError(f"sm_clock_mhz = {sm_clock_mhz!r}: expected one number")
+    fit = _resolve(fit, profile)
+    kp, kf = _scales(fit, profile)
+    c = _coefs(fit, np.asarray(WORKLOADS))
+    f = np.asarray(sm_clock_mhz, dtype=float) / kf
+    p_clock_w, _ = _compute_phase(1.0, f, c, fit)
+    table = np.array([p_clock_w, (1.0 - c["duty"]) * c["p_low_w"], c["duty"], c["p_static_w"], c["p_dynamic_w"],
+                      1.0 / c["clock_exponent"], c["x_max_iter_per_s"], c["f_half_mhz"] ** c["hill_exponent"],
+                      c["hill_exponent"]])
+    table.setflags(write=False)
+    return ClassModel(kp=kp, kf=kf, f_mhz=f, cap_tracking=fit.cap_tracking, smooth_min_order=fit.smooth_min_order,
+                      clock_ref_mhz=fit.clock_ref_mhz, table=table, quiet=bool(np.any(c["p_dynamic_w"] <= 0.0)))
+
+
+def class_power_throughput(model: ClassModel, cap_w: np.ndarray, workload_index: np.ndarray):
+    """Mean board power [W] and throughput [iterations/s] of classes under caps, unchecked.
+
+    The same numbers as ``mean_board_power_w(cap_w, clock, names, fit, profile)`` and
+    ``throughput_iter_per_s(...)`` with ``names = WORKLOADS[workload_index]`` and the
+    clock, fit and profile ``model`` was built with; the compute-phase power is computed
+    once for both. No argument checks: ``cap_w`` is a float array of numbers > 0 (e.g.
+    caps already checked against the power-limit range), ``workload_index`` an int array
+    of the same shape with values in ``range(len(WORKLOADS))``.
+    """
+    p_clock_w, low_w, duty, p_static_w, p_dynamic_w, inv_alpha, x_max, f_half_h, hill = model.table[:, workload_index]
+    p_cap_w = model.cap_tracking * (cap_w / model.kp)
+    p_compute_w = smooth_min(p_clock_w, p_cap_w, model.smooth_min_order)
+    power_w = model.kp * (low_w + duty * p_compute_w)
+    f = model.f_mhz
+    if model.quiet:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            f_eff = model.clock_ref_mhz * (np.maximum(p_compute_w - p_static_w, 0.0) / p_dynamic_w) ** inv_alpha
+    else:
+        f_eff = model.clock_ref_mhz * (np.maximum(p_compute_w - p_static_w, 0.0) / p_dynamic_w) ** inv_alpha
+    f_eff = np.where(p_dynamic_w > 0.0, np.minimum(f_eff, f), f)
+    gh = ((model.kf * f_eff) / model.kf) ** hill
+    return power_w, x_max * gh / (gh + f_half_h)
+
+
 # --------------------------------------------------------------------------- dynamics, thermal
 
 
@@ -575,8 +678,7 @@ def board_power_step(power_w, target_w, dt_s, dyn):
         Exact energy over the interval: ``target * dt + (p0 - target) * tau * (1 -
         exp(-dt / tau))`` [J].
     """
-    if np.any(np.asarray(dt_s) < 0.0):
-        raise ValueError(f"dt_s = {dt_s!r}: expected >= 0 s")
+    _check_interval(dt_s)
     _check_positive("dyn.tau_down_s", dyn.tau_down_s)
     _check_positive("dyn.tau_up_s", dyn.tau_up_s)
     power_w = np.asarray(power_w, dtype=float)
@@ -617,8 +719,7 @@ def junction_temp_step(temp_c, power_w, ambient_c, dt_s, r_th_k_per_w, tau_s):
     float or array
         Junction temperature at the end of the interval [°C].
     """
-    if np.any(np.asarray(dt_s) < 0.0):
-        raise ValueError(f"dt_s = {dt_s!r}: expected >= 0 s")
+    _check_interval(dt_s)
     _check_positive("tau_s", tau_s)
     temp_ss_c = ambient_c + r_th_k_per_w * np.asarray(power_w, dtype=float)
     return temp_ss_c + (temp_c - temp_ss_c) * np.exp(-np.asarray(dt_s, dtype=float) / tau_s)
