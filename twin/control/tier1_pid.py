@@ -52,7 +52,7 @@ import numpy as np
 import simpy
 
 from twin.control.plant import GpuPlant
-from twin.physics.gpu import GPU_PROFILES, GpuProfile, junction_temp_step
+from twin.physics.gpu import GPU_PROFILES, GpuProfile
 
 _V100 = GPU_PROFILES["V100-SXM2-32GB"]
 
@@ -209,11 +209,14 @@ def lag_model_step(model_w, force_w, pending_w, pending_s, command_w, params: Pi
     v = np.asarray(command_w, dtype=float)
     force_w = np.where(v < force_w, v, force_w)
     rising = v > force_w + params.write_deadband_w
-    pending_s = np.where(rising, np.where(pending_s > 0, pending_s, params.model_rise_delay_s), 0.0) - ts
-    pending_w = np.where(rising, v, np.nan)
-    due = rising & (pending_s <= 1e-9)
-    force_w = np.where(due, v, force_w)
-    pending_s = np.where(rising & ~due, pending_s, 0.0)
+    if np.count_nonzero(rising):
+        pending_s = np.where(rising, np.where(pending_s > 0, pending_s, params.model_rise_delay_s), 0.0) - ts
+        pending_w = np.where(rising, v, np.nan)
+        due = rising & (pending_s <= 1e-9)
+        force_w = np.where(due, v, force_w)
+        pending_s = np.where(rising & ~due, pending_s, 0.0)
+    else:  # no raise (the common tick): nothing pending, the same values as above
+        pending_s, pending_w = np.zeros(rising.shape), np.full(rising.shape, np.nan)
     tau = np.where(force_w < model_w, params.model_tau_down_s, params.model_tau_up_s)
     model_w = force_w + (model_w - force_w) * np.exp(-ts / tau)
     return model_w, force_w, pending_w, pending_s
@@ -244,17 +247,26 @@ def pid_step(state: PidState, setpoint_w, measured_w, min_w, max_w, params: PidP
         Output saturation per cohort [W] (power-limit range, or the thermal fallback).
     params : PidParams
     """
+    # (per-call cost: ufunc and ndarray methods, not the fromnumeric wrappers; the masks
+    # where no cohort or every cohort starts a window skip their np.where: same values)
     r = np.asarray(setpoint_w, dtype=float)
     y = np.asarray(measured_w, dtype=float)
     e = r - y
     ts, eta, band = params.tick_s, params.eta_ff, params.write_deadband_w
     first = np.isnan(state.prev_error_w)
-    d = np.where(first, 0.0, params.kd * (e - state.prev_error_w) / ts)
-    base = r / eta + np.where(e > 0, params.kp, params.kp_down) * e + d
+    n_first = np.count_nonzero(first)  # (count_nonzero: a fraction of .any()'s per-call cost)
+    any_first, all_first = n_first > 0, n_first == first.size
+    d = 0.0 if all_first else params.kd * (e - state.prev_error_w) / ts
+    if any_first and not all_first:
+        d = np.where(first, 0.0, d)
+    pushing_up = e > 0
+    base = r / eta + np.where(pushing_up, params.kp, params.kp_down) * e + d
     # the lag model starts a window at rest on its last command (the plant settled, or
     # pushed in vain, while the controller slept); with no model yet, at rest on y
     if state.model_w is None:
         model = (np.broadcast_to(y, r.shape).astype(float),) * 2 + (np.full(r.shape, np.nan), np.zeros(r.shape))
+    elif not any_first:
+        model = (state.model_w, state.force_w, state.pending_w, state.pending_s)
     else:
         force_w = np.where(first & (state.pending_s > 0), state.pending_w, state.force_w)
         model = (np.where(first, force_w, state.model_w), force_w, state.pending_w,
@@ -265,18 +277,20 @@ def pid_step(state: PidState, setpoint_w, measured_w, min_w, max_w, params: PidP
         # the feedforward (near a workload's uncapped power, where the lower level is not)
         r_old = np.where(state.setpoint_w > 0, state.setpoint_w, np.nan)
         integral = np.where(np.isfinite(r_old), integral * r / r_old, integral)
-        integral = np.where(r < r_old, np.minimum(integral, 0.0), integral)
+        down = r < r_old
+        if np.count_nonzero(down):
+            integral = np.where(down, np.minimum(integral, 0.0), integral)
     # integrate only errors the model does not explain: it has answered the last command
-    # and this tick's command (I held) starts no new transient
-    command_w = eta * (np.clip(base + integral, min_w, max_w) - integral)
-    quiet = model_at_rest(PidState(integral, e, *model), params) & (np.abs(command_w - model[1]) <= band)
+    # and this tick's command (I held) starts no new transient (model_at_rest, inline)
+    command_w = eta * ((base + integral).clip(min_w, max_w) - integral)
+    quiet = (model[3] <= 0) & (np.abs(model[0] - model[1]) <= band) & (np.abs(command_w - model[1]) <= band)
     trial = integral + params.ki * ts * e
     # anti-windup: integrate the output up to a limit in the direction e pushes, not past it
-    trial = np.where(e > 0, np.minimum(trial, np.maximum(integral, max_w - base)),
+    trial = np.where(pushing_up, np.minimum(trial, np.maximum(integral, max_w - base)),
                      np.maximum(trial, np.minimum(integral, min_w - base)))
     lim = params.integral_limit_w
-    integral = np.clip(np.where(quiet, trial, integral), -lim, lim)
-    cap = np.clip(base + integral, min_w, max_w)
+    integral = np.where(quiet, trial, integral).clip(-lim, lim)
+    cap = (base + integral).clip(min_w, max_w)
     model = lag_model_step(*model, eta * (cap - integral), params)
     return PidState(integral, e, *model, r), cap
 
@@ -304,11 +318,22 @@ def time_to_temp_s(temp_c, power_w, threshold_c, params: PidParams):
     """
     t0 = np.asarray(temp_c, dtype=float)
     t_ss = params.ambient_c + params.r_th_k_per_w * np.asarray(power_w, dtype=float)
+    return _time_to_temp_ss_s(t0, t_ss, threshold_c, _crosses(t0, t_ss, threshold_c), params.tau_th_s)
+
+
+def _crosses(t0, t_ss, threshold_c) -> np.ndarray:
+    """Where ``threshold_c`` lies between ``t0`` and ``t_ss`` (and is not ``t_ss``) [°C]."""
+    return ((t_ss - threshold_c) * (threshold_c - t0) >= 0) & (t_ss != threshold_c)
+
+
+def _time_to_temp_ss_s(t0, t_ss, threshold_c, crosses, tau_th_s) -> np.ndarray:
+    """:func:`time_to_temp_s` from ``T_ss`` [°C] and :func:`_crosses`; none crossing: no log."""
+    if not np.count_nonzero(crosses):
+        return np.full(crosses.shape, np.inf)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = (t0 - t_ss) / (threshold_c - t_ss)
-        t = params.tau_th_s * np.log(ratio)
-    crosses = (t_ss - threshold_c) * (threshold_c - t0) >= 0  # threshold between T0 and T_ss
-    return np.where(crosses & (t_ss != threshold_c), np.maximum(np.nan_to_num(t, nan=0.0), 0.0), np.inf)
+        t = tau_th_s * np.log(ratio)
+    return np.where(crosses, np.maximum(np.nan_to_num(t, nan=0.0), 0.0), np.inf)
 
 
 def loop_spectral_radius(params: PidParams, tau_s: float, gain: float = 1.0, hold_ticks: int = 4,
@@ -370,6 +395,8 @@ class Tier1Controller:
         reads made while asleep.
     temp_c, hot : array
         Junction estimate [°C] and thermal-fallback flag per cohort.
+    setpoint_w : array
+        Current setpoints [W] (NaN: not controlled); read-only, set through :meth:`wake`.
     """
 
     def __init__(self, env: simpy.Environment, plant: GpuPlant, params: PidParams | None = None,
@@ -380,6 +407,7 @@ class Tier1Controller:
         self.setpoint_w = np.full(n, np.nan)
         if setpoint_w is not None:
             self.setpoint_w[:] = setpoint_w
+        self.setpoint_w.flags.writeable = False  # new setpoints go through wake()
         self.state = PidState.zeros(n)
         self.temp_c = None if initial_temp_c is None else np.broadcast_to(
             np.asarray(initial_temp_c, dtype=float), (n,)).copy()
@@ -390,7 +418,8 @@ class Tier1Controller:
         self._count = np.zeros(n, dtype=np.int64)
         self._ref_w = np.full(n, np.nan)
         self._ref_cap_w = np.full(n, np.nan)
-        self._t_meas = self._p_meas = None
+        self._t_meas = self._p_meas = self._temp_ss_c = None
+        self._masks_of = self._masks = None
         self._wake_event = env.event()
         if setpoint_w is not None:
             self._wake_event.succeed()
@@ -401,6 +430,7 @@ class Tier1Controller:
     def wake(self, setpoint_w) -> None:
         """New setpoints [W] (NaN: cohort not controlled); opens a window now if asleep."""
         self.setpoint_w = np.broadcast_to(np.asarray(setpoint_w, dtype=float), self.setpoint_w.shape).copy()
+        self.setpoint_w.flags.writeable = False
         self._count[:] = 0
         self._ref_w[:] = np.nan
         self._ref_cap_w[:] = np.nan
@@ -409,11 +439,22 @@ class Tier1Controller:
 
     # ------------------------------------------------------------------ process
 
+    def _setpoint_masks(self) -> tuple[np.ndarray, bool, bool, np.ndarray]:
+        """``(controlled, all controlled, any controlled, settle band [W])`` of the current
+        setpoints, computed once per setpoint array (they change only through :meth:`wake`)."""
+        if self._masks_of is not self.setpoint_w:
+            sp = self.setpoint_w
+            ctrl = ~np.isnan(sp)
+            n_ctrl = np.count_nonzero(ctrl)
+            self._masks = (ctrl, n_ctrl == ctrl.size, n_ctrl > 0, self.params.settle_band_frac * np.abs(sp))
+            self._masks_of = sp
+        return self._masks
+
     def _run(self):
         p = self.params
         while True:
             waits = [self._wake_event]
-            watch_s = p.watch_period_s if np.any(~np.isnan(self.setpoint_w)) else math.inf
+            watch_s = p.watch_period_s if self._setpoint_masks()[2] else math.inf
             timeout_s = min(watch_s, self._thermal_timer_s())
             if math.isfinite(timeout_s):
                 waits.append(self.env.timeout(timeout_s))
@@ -440,10 +481,19 @@ class Tier1Controller:
             if self.temp_c is None:
                 self.temp_c = p.ambient_c + p.r_th_k_per_w * y
         elif t > self._t_meas:
-            self.temp_c = junction_temp_step(self.temp_c, self._p_meas, p.ambient_c, t - self._t_meas,
-                                             p.r_th_k_per_w, p.tau_th_s)
+            # junction_temp_step (twin.physics.gpu) inline, its T_ss kept from the last reading
+            t_ss = self._temp_ss_c
+            self.temp_c = t_ss + (self.temp_c - t_ss) * np.exp(-(t - self._t_meas) / p.tau_th_s)
         self._t_meas, self._p_meas = t, y
-        self.hot, self._hi_w = thermal_max_w(self.temp_c, self.hot, self.min_w, self.max_w, p)
+        self._temp_ss_c = p.ambient_c + p.r_th_k_per_w * y
+        # thermal_max_w inline; nothing hot (the common case): the limit is max_w
+        temp_c = self.temp_c
+        hot = (temp_c > p.temp_limit_c) | (self.hot & (temp_c > p.temp_limit_c - p.temp_hysteresis_k))
+        if np.count_nonzero(hot):
+            self._hi_w = np.where(hot, np.minimum(self.max_w, np.clip(p.fallback_cap_w, self.min_w, self.max_w)), self.max_w)
+        else:
+            self._hi_w = self.max_w
+        self.hot = hot
         return y
 
     def _exhausted(self, e: np.ndarray, cap_w: np.ndarray) -> np.ndarray:
@@ -452,57 +502,78 @@ class Tier1Controller:
         and no raise waiting out its dead time in the lag model (not answered yet)."""
         i, lim = self.state.integral_w, self.params.integral_limit_w
         pushing = (((cap_w >= self._hi_w) | (i >= lim)) & (e > 0)) | (((cap_w <= self.min_w) | (i <= -lim)) & (e < 0))
-        waiting = np.zeros(e.shape, dtype=bool) if self.state.pending_s is None else self.state.pending_s > 0
-        return pushing & ~waiting  # not while a raise waits out its dead time
+        if self.state.pending_s is None:
+            return pushing
+        return pushing & ~(self.state.pending_s > 0)  # not while a raise waits out its dead time
 
     def _tick(self) -> bool:
         """One control tick; True once every cohort has settled."""
         p = self.params
         self.ticks += 1
         y = self._measure()
-        ctrl = ~np.isnan(self.setpoint_w)
-        r = np.where(ctrl, self.setpoint_w, y)
-        state, cap = pid_step(self.state, r, y, self.min_w, self._hi_w, p)
-        # uncontrolled cohorts keep their integral; their model follows the measured power
-        self.state = replace(state, integral_w=np.where(ctrl, state.integral_w, self.state.integral_w),
-                             prev_error_w=np.where(ctrl, state.prev_error_w, np.nan))
-        cap = np.where(ctrl, cap, np.minimum(self._cap_w, self._hi_w))  # uncontrolled: thermal only
-        write = (np.abs(cap - self._cap_w) > p.write_deadband_w) | (self._cap_w > self._hi_w)
-        if write.any():
+        ctrl, all_ctrl, _, sp_band = self._setpoint_masks()
+        r = self.setpoint_w if all_ctrl else np.where(ctrl, self.setpoint_w, y)
+        before = self.state
+        state, cap = pid_step(before, r, y, self.min_w, self._hi_w, p)
+        e = state.prev_error_w  # r - y
+        if all_ctrl:
+            self.state = state
+        else:  # uncontrolled cohorts keep their integral; their model follows the measured power
+            self.state = PidState(np.where(ctrl, state.integral_w, before.integral_w), np.where(ctrl, e, np.nan),
+                                  state.model_w, state.force_w, state.pending_w, state.pending_s, state.setpoint_w)
+            cap = np.where(ctrl, cap, np.minimum(self._cap_w, self._hi_w))  # uncontrolled: thermal only
+        cap_w = self._cap_w
+        write = (np.abs(cap - cap_w) > p.write_deadband_w) | (cap_w > self._hi_w)
+        if np.count_nonzero(write):
             idx = np.flatnonzero(write)
-            self.plant.set_power_cap_w(idx, cap[idx])
-            self._cap_w[idx] = cap[idx]
+            cap_idx = cap[idx]
+            self.plant.set_power_cap_w(idx, cap_idx)
+            cap_w[idx] = cap_idx
             self.writes += 1
             self.cohort_writes += idx.size
         # settled: in band (or pushing in vain: exhausted, power steady), the cap and the lag
         # model at rest (the plant has answered the last cap written)
-        e = r - y
-        band = p.settle_band_frac * np.abs(r)
-        steady_sat = self._exhausted(e, self._cap_w) & (np.abs(y - self._ref_w) <= band)
+        band = sp_band if all_ctrl else p.settle_band_frac * np.abs(r)
+        steady = np.abs(y - self._ref_w) <= band
+        steady_sat = self._exhausted(e, cap_w) & steady if np.count_nonzero(steady) else steady
         at_rest = (np.abs(cap - self._ref_cap_w) <= p.write_deadband_w) & model_at_rest(self.state, p)
-        ok = ~ctrl | (((np.abs(e) <= band) | steady_sat) & at_rest)
-        self._ref_w = np.where(steady_sat, self._ref_w, y)
-        self._ref_cap_w = np.where(ok, self._ref_cap_w, cap)
-        self._count = np.where(ok, self._count + 1, 0)
-        return bool(np.all(self._count >= p.settle_samples))
+        ok = ((np.abs(e) <= band) | steady_sat) & at_rest
+        if not all_ctrl:
+            ok |= ~ctrl
+        # (in place, as np.where(steady_sat, ref, y), np.where(ok, ref_cap, cap), np.where(ok, count + 1, 0))
+        np.copyto(self._ref_w, y, where=~steady_sat)
+        np.copyto(self._ref_cap_w, cap, where=~ok)
+        self._count += 1
+        self._count *= ok
+        return np.count_nonzero(self._count < p.settle_samples) == 0
 
     def _watch(self) -> bool:
         """A read while asleep: True if a controlled cohort left its band or the fallback changed."""
         self.watch_polls += 1
         hot_before = self.hot
         y = self._measure()
-        ctrl = ~np.isnan(self.setpoint_w)
-        e = np.where(ctrl, self.setpoint_w - y, 0.0)
-        out = ctrl & (np.abs(e) > self.params.settle_band_frac * np.abs(self.setpoint_w))
-        return bool(np.any(out & ~self._exhausted(e, self._cap_w)) or np.any(self.hot != hot_before)
-                    or np.any(self._cap_w > self._hi_w))
+        ctrl, all_ctrl, any_ctrl, band = self._setpoint_masks()
+        if any_ctrl:
+            e = self.setpoint_w - y
+            if not all_ctrl:
+                e = np.where(ctrl, e, 0.0)
+            out = np.abs(e) > band  # False where not controlled (band NaN)
+            if np.count_nonzero(out) and np.count_nonzero(out & ~self._exhausted(e, self._cap_w)):
+                return True
+        return bool(np.count_nonzero(self.hot != hot_before) or np.count_nonzero(self._cap_w > self._hi_w))
 
     def _thermal_timer_s(self) -> float:
         """Time until the junction estimate crosses its next threshold at the last power [s]."""
         if self._t_meas is None:
             return math.inf
         p = self.params
-        threshold = np.where(self.hot, p.temp_limit_c - p.temp_hysteresis_k, p.temp_limit_c)
-        t = time_to_temp_s(self.temp_c, self._p_meas, threshold, p) - (self.env.now - self._t_meas)
+        threshold = p.temp_limit_c
+        if np.count_nonzero(self.hot):
+            threshold = np.where(self.hot, p.temp_limit_c - p.temp_hysteresis_k, p.temp_limit_c)
+        # time_to_temp_s with the T_ss of the last reading; nothing crosses (the common case): inf
+        crosses = _crosses(self.temp_c, self._temp_ss_c, threshold)
+        if not np.count_nonzero(crosses):
+            return math.inf
+        t = _time_to_temp_ss_s(self.temp_c, self._temp_ss_c, threshold, crosses, p.tau_th_s)
         # + 1 ms so the crossing has happened when the timer fires
-        return float(np.max([np.min(t), 0.0])) + 1e-3
+        return max(float(t.min()) - (self.env.now - self._t_meas), 0.0) + 1e-3
