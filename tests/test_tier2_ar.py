@@ -255,6 +255,27 @@ def test_update_rejects_bad_samples_and_changes_nothing(backend):
 
 
 @needs_numba
+@pytest.mark.parametrize("bad", [[37], [5, 37], [0], [99], [12, 13, 50]])
+def test_numba_tick_reports_the_first_non_finite_sample_and_changes_nothing(bad):
+    """The compiled tick counts non-finite samples without an early exit (so that the loop
+    vectorises) and then looks for the first one: the same index and no state change."""
+    model = RlsAr(100, backend="numba")
+    rng = np.random.default_rng(3)
+    for _ in range(8):
+        model.update(rng.normal(1.0, 0.1, 100))
+    state = (model.coef, model.covariance, model._lags.copy(), model.n_samples)
+    for values in ([np.nan], [np.inf], [-np.inf], [np.nan, np.inf, -np.inf]):
+        y = rng.normal(1.0, 0.1, 100)
+        y[bad] = (values * len(bad))[:len(bad)]
+        with pytest.raises(ValueError, match=rf"y\[{bad[0]}\]"):
+            model.update(y)
+        for before, after in zip(state, (model.coef, model.covariance, model._lags, model.n_samples)):
+            np.testing.assert_array_equal(after, before)
+    model.update(np.full(100, 1.0))       # finite again: accepted
+    np.testing.assert_array_equal(model.n_samples, 9)
+
+
+@needs_numba
 @pytest.mark.parametrize("order, intercept, forgetting", [
     (4, True, FORGETTING_60S), (2, False, 0.9), (3, True, 1.0)])
 def test_numba_backend_agrees_with_numpy(order, intercept, forgetting):

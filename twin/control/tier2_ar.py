@@ -118,9 +118,13 @@ def _tick_soa(theta, pk, lags, count, y, j, lam, c, theta0_j, intercept, tri):
     and the count. Returns -1, or the index of the first non-finite ``y`` (nothing changed)."""
     m, n = theta.shape
     order = lags.shape[0]
-    for s in range(n):
-        if not np.isfinite(y[s]):
-            return s
+    n_bad = 0                       # y - y is 0 for finite y, NaN otherwise
+    for s in range(n):              # no early exit: an integer sum the compiler vectorises
+        n_bad += (y[s] - y[s]) != 0.0
+    if n_bad:
+        for s in range(n):
+            if not np.isfinite(y[s]):
+                return s
     w = np.empty((3 * m + 7, n))
     phi, b, col = w[:m], w[m:2 * m], w[2 * m:3 * m]          # regressors, Pφ, P[:, j]
     sq, pred, g, r = w[3 * m], w[3 * m + 1], w[3 * m + 2], w[3 * m + 3]
@@ -151,11 +155,12 @@ def _tick_soa(theta, pk, lags, count, y, j, lam, c, theta0_j, intercept, tri):
                     odd[s] += pk[e, s] * phi[l, s]
             for s in range(n):
                 b[i, s] += odd[s]
+    i1 = 1 % m                      # hoisted: an integer modulo per series otherwise
     for s in range(n):              # φᵀPφ and φᵀθ
         sq[s] = phi[0, s] * b[0, s]
         pred[s] = phi[0, s] * theta[0, s]
-        sq_odd[s] = phi[1 % m, s] * b[1 % m, s]
-        pred_odd[s] = phi[1 % m, s] * theta[1 % m, s]
+        sq_odd[s] = phi[i1, s] * b[i1, s]
+        pred_odd[s] = phi[i1, s] * theta[i1, s]
     for i in range(2, m):
         if i % 2 == 0:
             for s in range(n):
