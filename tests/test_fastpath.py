@@ -12,15 +12,20 @@ Run: ``.venv/bin/python -m pytest -q bench/test_fastpath.py`` (``make bench`` ru
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
 
+from twin.facility import cooling_plant as cp
+from twin.facility.weather import ClimateWeather
 from twin.physics import battery as bat
 from twin.physics import chiller as ch
 from twin.physics import cooling as co
 from twin.physics import heat as he
+from twin.physics.weather import SITE_CLIMATES
 
 RNG = np.random.default_rng(9)
 N = 400
@@ -198,3 +203,250 @@ def test_fast_path_returns_python_floats():
     assert type(he.heat_pump_cop(45.0, 75.0)) is float
     assert all(type(v) is float for v in bat.power_limits_w(0.5, 1.0, 9e8, 0.1, 0.9, 2e5, 5e5, 0.9, 0.9))
     assert all(type(v) is float for v in ch.eir_chiller(5e5, 1e6, 10.0, 25.0).values())
+
+
+# ------------------------------------------------------------------------ plants, weather and site
+#
+# The cooling plants' ``step_values`` (the site's per-tick call) inline the physics above
+# for plain floats; each must equal the plant's reference path (the vectorised functions,
+# ``_step_reference`` / ``_step``) bit for bit, state included, and raise the same errors.
+
+DESIGN_W = 1.0e6
+
+
+def _bits(a, b):
+    """Two tuples of numbers are equal element by element, NaN equal to NaN."""
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        if isinstance(x, float) and math.isnan(x):
+            assert isinstance(y, float) and math.isnan(y), (a, b)
+        else:
+            assert x == y, (a, b)
+
+
+def _weather_cases(n=N):
+    """(dry-bulb, wet-bulb) pairs: random, and on the free-cooling and range edges [°C]."""
+    db = _u(-30.0, 45.0, n)
+    wb = db - _u(0.0, 15.0, n)
+    edges = [(25.0, 12.0), (25.0, 25.0), (12.0, 12.0), (13.0, 12.0), (30.0, 11.0), (-80.0, -80.0),
+             (70.0, 40.0), (20.0, 20.0 + 1e-9), (0.0, -5.0), (37.0, 30.0)]
+    return [(float(d), float(w)) for d, w in zip(db, wb)] + edges
+
+
+def _loads(n=N):
+    return [float(q) for q in _u(0.0, 1.3 * DESIGN_W, n)] + [0.0, 1.0, 0.15 * DESIGN_W, 0.2 * DESIGN_W, DESIGN_W]
+
+
+PAPER_PARAMS = [cp.calibrate_paper_eq4(), cp.PaperEq4Params(),
+                cp.PaperEq4Params(chiller_cop=3.2, pump_exponent=2.4, fan_exponent=1.7, pump_min_flow_fraction=0.0,
+                                  fan_min_speed_fraction=0.0, free_cooling_zero_at_dry_bulb_c=18.0,
+                                  free_cooling_full_at_wet_bulb_c=-3.0)]
+
+
+@pytest.mark.parametrize("params", PAPER_PARAMS)
+def test_paper_eq4_step_values_equal_the_reference(params):
+    m = cp.PaperEq4Plant(params, DESIGN_W)
+    cases = list(zip(_loads(), _weather_cases()))
+    for q, (d, w) in cases:
+        for dt in (1.0, 0.1, 300.0):
+            fast = m.step_values(dt, q, d, w)
+            assert all(type(v) is float for v in fast)
+            _bits(fast, cp._values(m._step_reference(dt, q, d, w)))
+            _bits(cp._values(m.step(dt, q, d, w)), fast)
+            assert isinstance(m.step(dt, q, d, w), cp.CoolingFlows)
+
+
+def _twins(name, params=None):
+    return (cp.make_cooling_model(name, params or {}, DESIGN_W), cp.make_cooling_model(name, params or {}, DESIGN_W))
+
+
+def _tick_inputs(n=300):
+    """A walk of ticks over loads and weathers, with sudden steps (the loop state matters)."""
+    out = []
+    for k, (q, (d, w)) in enumerate(zip(_loads(n), _weather_cases(n))):
+        out.append((float(RNG.choice([1.0, 0.1, 60.0, 600.0])), q, d, w))
+    return out
+
+
+@pytest.mark.parametrize("params", [{}, {"chw_supply_c": 7.0, "chiller_capacity_factor": 0.4, "tower_approach_k": 5.0,
+                                         "loop_volume_l_per_kw": 0.5}])
+def test_air_chiller_tick_values_equal_the_reference(params):
+    fast, ref = _twins("air_chiller", params)
+    for dt, q, d, w in _tick_inputs():
+        a = fast._tick_values(dt, q, d, w)
+        t = ref._step(dt, q, d, w)
+        _bits(a, cp._values(t.flows) + (t.chiller_heat_w, t.chiller_capacity_w, t.free_heat_w, t.mechanical_heat_w))
+        assert fast.return_temp_c == ref.return_temp_c
+    # step and step_values go the same way
+    a = fast.step(1.0, 5e5, 20.0, 15.0)
+    b = ref.step_values(1.0, 5e5, 20.0, 15.0)
+    _bits(cp._values(a), b)
+
+
+@pytest.mark.parametrize("params", [{}, {"trim_capacity_fraction": 0.3, "adiabatic_effectiveness": 0.0},
+                                    {"liquid_fraction": 1.0, "loop_volume_l_per_kw": 0.3, "supply_c": 20.0}])
+def test_dlc_warm_water_step_values_equal_the_reference(params):
+    fast, ref = _twins("dlc_warm_water", params)
+    for dt, q, d, w in _tick_inputs():
+        recovered = float(RNG.choice([0.0, RNG.uniform(0.0, 1.0) * fast.params.liquid_fraction * q]))
+        a = fast.step_values(dt, q, d, w, recovered_heat_w=recovered)
+        b = cp._values(ref._step_reference(dt, q, d, w, recovered))
+        _bits(a, b)
+        assert all(type(v) is float for v in a)
+        assert fast.return_temp_c == ref.return_temp_c
+        if fast.air is not None:
+            assert fast.air.return_temp_c == ref.air.return_temp_c
+
+
+@pytest.mark.parametrize("name", ["paper_eq4", "air_chiller", "dlc_warm_water"])
+def test_plant_fast_path_other_input_types(name):
+    """numpy float64 inputs take the scalar path with the same values; ints and 0-d arrays
+    go through the reference path; both agree with plain floats."""
+    fast, ref = _twins(name)
+    for q, (d, w) in list(zip(_loads(40), _weather_cases(40))):
+        plain = fast.step_values(1.0, q, d, w)
+        _bits(ref.step_values(1.0, np.float64(q), np.float64(d), w), plain)
+        _bits(fast.step_values(1.0, float(round(q)), d, w), ref.step_values(1, round(q), d, w))
+    m = cp.make_cooling_model(name, {}, DESIGN_W)
+    r = cp.make_cooling_model(name, {}, DESIGN_W)
+    _bits(m.step_values(1.0, 4e5, 20.0, 15.0), r.step_values(1.0, np.array(4e5), 20.0, 15.0))
+
+
+@pytest.mark.parametrize("name", ["paper_eq4", "air_chiller", "dlc_warm_water"])
+@pytest.mark.parametrize("bad", [(0.0, 5e5, 20.0, 15.0), (math.nan, 5e5, 20.0, 15.0), (math.inf, 5e5, 20.0, 15.0),
+                                 (1.0, -1.0, 20.0, 15.0), (1.0, math.nan, 20.0, 15.0), (1.0, math.inf, 20.0, 15.0),
+                                 (1.0, 5e5, 71.0, 15.0), (1.0, 5e5, math.nan, 15.0), (1.0, 5e5, -81.0, -90.0),
+                                 (1.0, 5e5, 20.0, 20.1), (1.0, 5e5, 20.0, math.nan), (1.0, 5e5, 20.0, -math.inf),
+                                 (-1, 5e5, 20.0, 15.0), (1.0, np.float64(-2.0), 20.0, 15.0)])
+def test_plant_fast_path_errors_match(name, bad):
+    m = cp.make_cooling_model(name, {}, DESIGN_W)
+    with pytest.raises(ValueError) as fast_err:
+        m.step(*bad)
+    with pytest.raises(ValueError) as ref_err:
+        cp._check_step(*bad)
+    assert str(fast_err.value) == str(ref_err.value)
+
+
+def test_dlc_recovered_heat_error_matches():
+    fast, ref = _twins("dlc_warm_water")
+    for recovered in (-1.0, 0.9 * 5e5 * 1.001, math.nan):
+        with pytest.raises(ValueError) as a:
+            fast.step(1.0, 5e5, 20.0, 15.0, recovered_heat_w=recovered)
+        with pytest.raises(ValueError) as b:
+            ref._step_reference(1.0, 5e5, 20.0, 15.0, recovered)
+        assert str(a.value) == str(b.value)
+
+
+def test_flows_helper_builds_the_dataclass():
+    v = tuple(float(x) for x in range(11))
+    f = cp._flows(v)
+    assert f == cp.CoolingFlows(*v) and hash(f) == hash(cp.CoolingFlows(*v)) and cp._values(f) == v
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        f.chiller_power_w = 1.0  # still frozen
+
+
+def test_climate_weather_scalar_path_equals_the_numpy_path():
+    start = datetime(2025, 3, 12, 0, 20, tzinfo=UTC)
+    w = ClimateWeather(start, 3 * 86400.0, SITE_CLIMATES["DE"])
+    lo, hi = -w.offset_s, w._span_s - w.offset_s
+    ts = list(_u(lo, hi, 2000)) + [lo, hi, 0.0, 0.5, 3600.0 - w.offset_s, 7200.0 - w.offset_s, hi - 1e-9]
+    for t in ts:
+        fast = w.temperatures_c(float(t))
+        slow = w.temperatures_c(np.asarray(t))  # the 0-d array branch
+        assert all(type(v) is float for v in fast)
+        _bits(fast, tuple(float(v) for v in slow))
+        _bits(w.temperatures_c(np.float64(t)), fast)
+    _bits(w.temperatures_c(3600), w.temperatures_c(3600.0))
+    for t in (lo - 1.0, hi + 1.0, math.inf):
+        with pytest.raises(ValueError, match="outside the prepared range"):
+            w.temperatures_c(t)
+    with pytest.raises(ValueError):
+        w.temperatures_c(math.nan)
+
+
+SITE_SCENARIO = {
+    "name": "fast", "start": "2025-01-15T00:00:00Z", "duration_h": 0.5, "base_tick_s": 1.0, "seed": 3,
+    "facility": {"nodes": 6, "gpus_per_node": 8, "gpu_model": "H100-SXM", "host_idle_w": 1000.0,
+                 "host_busy_w": 2800.0},
+    "weather": {"model": "climate", "site": "DE"},
+    "workload": {"source": "synthetic", "offered_load": 0.8, "warmup_h": 1.0},
+    "grid": {"country": "DE", "carbon_source": "synthetic"},
+    "outputs": {"overview_png": False},
+}
+
+
+@pytest.mark.parametrize("extra", [
+    {"cooling": {"model": "paper_eq4"}},
+    {"cooling": {"model": "air_chiller"}},
+    {"cooling": {"model": "dlc_warm_water"},
+     "battery": {"model": "lfp", "capacity_kwh": 50.0, "max_charge_kw": 50.0, "max_discharge_kw": 100.0,
+                 "ffr_reserve_kw": 40.0, "recharge_kw": 5.0},
+     "heat": {"model": "district_heating", "heat_pump_capacity_kw": 100.0, "annual_demand_mwh": 120.0,
+              "tank_volume_m3": 20.0, "tank_ua_w_per_k": 10.0, "meter_permanent_flow_m3_per_h": 3.0}},
+])
+def test_site_tuple_path_equals_the_flows_path(tmp_path, extra):
+    """Site.close_tick with the plant's step_values equals the generic CoolingFlows path
+    (a plant the site does not know), row by row and in the ledger; the generic site is
+    driven by a numpy float64 clock (as SimPy's now after a job event), the other by floats."""
+    import json
+
+    from twin.scenario import parse_scenario
+    from twin.sim.engine import Engine
+
+    raw = json.loads(json.dumps(SITE_SCENARIO))
+    raw.update(extra)
+    sc = parse_scenario(raw, "fast.toml")
+    fast = Engine(sc, tmp_path / "a").site
+    slow = Engine(sc, tmp_path / "b").site
+    assert fast._cooling_values is not None
+    slow._cooling_values = None  # the CoolingFlows path
+    fast.open_at(0.0)
+    slow.open_at(0.0)
+    t = 0.0
+    for k in range(600):
+        t += 0.1 if 200 <= k < 260 else 1.0
+        _bits(fast.close_tick(t), slow.close_tick(np.float64(t)))
+    assert fast.ledger.inflows == slow.ledger.inflows and fast.ledger.outflows == slow.ledger.outflows
+    assert list(fast.ledger.inflows) == list(slow.ledger.inflows)
+    assert fast.grid_carbon_free_j == slow.grid_carbon_free_j
+
+
+def test_values_step_follows_a_replaced_step(monkeypatch):
+    """The site uses step_values only while the plant's step is its class's own."""
+    for name in ("paper_eq4", "air_chiller", "dlc_warm_water"):
+        m = cp.make_cooling_model(name, {}, DESIGN_W)
+        assert cp.values_step(m) == m.step_values
+        m.step = lambda *a: None
+        assert cp.values_step(m) is None
+
+    class Sub(cp.PaperEq4Plant):
+        pass
+
+    assert cp.values_step(Sub(cp.PaperEq4Params(), DESIGN_W)) is None
+    monkeypatch.setattr(cp.PaperEq4Plant, "step", lambda self, *a: None)
+    assert cp.values_step(cp.PaperEq4Plant(cp.PaperEq4Params(), DESIGN_W)) is None
+
+
+@pytest.mark.parametrize("name", ["paper_eq4", "air_chiller", "dlc_warm_water"])
+def test_plant_fast_path_follows_changed_attributes(name):
+    """A plant rescaled after construction (a chiller-staging study sets the capacities, a
+    user may replace params or the design power) still steps as its reference path."""
+    fast, ref = _twins(name)
+    for k, (dt, q, d, w) in enumerate(_tick_inputs(120)):
+        if k == 30:
+            for m in (fast, ref):
+                if name == "air_chiller":
+                    m.chiller_reference_capacity_w *= 0.25
+                elif name == "dlc_warm_water":
+                    m.trim_capacity_w = 2e5
+                    m.air.chiller_reference_capacity_w *= 0.5
+                m.design_it_power_w = 0.8 * DESIGN_W
+        if k == 60 and name == "paper_eq4":
+            for m in (fast, ref):
+                m.params = cp.PaperEq4Params(chiller_cop=3.0, free_cooling_full_at_wet_bulb_c=5.0)
+        if k == 90 and name == "dlc_warm_water":
+            for m in (fast, ref):
+                m.params = cp.DlcWarmWaterParams(supply_c=30.0, trim_capacity_fraction=0.5)
+        a = fast.step_values(dt, q, d, w)
+        b = cp._values(ref._step_reference(dt, q, d, w) if name != "air_chiller" else ref._step(dt, q, d, w).flows)
+        _bits(a, b)

@@ -19,6 +19,11 @@ holds to rounding, as a check (:meth:`CoolingFlows.balance_residual_j`), and a l
 any one component shows up. ``misc_power_w`` (only ``paper_eq4``) is not cooled by the
 plant: the facility ledger books it as a loss.
 
+Per tick the site calls ``step_values`` (:func:`values_step`): the same flows as a plain
+tuple in :data:`FLOW_FIELDS` order, computed on a scalar path that inlines the
+:mod:`twin.physics.cooling` functions (bit-identical to ``step``'s reference path, checked
+in ``tests/test_fastpath.py``).
+
 Models (equations, parameters, sources: ``docs/models.md``):
 
 * ``paper_eq4``: seed 004 Eq. 4 (constant COP, affinity laws, paper free-cooling ramp),
@@ -40,8 +45,10 @@ from typing import NamedTuple, Protocol, runtime_checkable
 from twin.physics.chiller import DOE2_CENTRIFUGAL_5_50_COP, capft, condenser_heat_w, eir_chiller
 from twin.physics.coolant_loop import loop_equilibrium_c, loop_heat_capacity_j_per_k, loop_step
 from twin.physics.cooling import (
-    affinity_power_w,
+    VAV_FAN_CURVE,
+    VSD_PUMP_CURVE,
     adiabatic_air_temperature_c,
+    affinity_power_w,
     chiller_power_w,
     cooling_tower_heat_rejected_w,
     cooling_tower_leaving_water_c,
@@ -122,6 +129,44 @@ class CoolingModel(Protocol):
     def step(self, dt_s: float, it_heat_w: float, dry_bulb_c: float, wet_bulb_c: float) -> CoolingFlows:
         """Advance ``dt_s`` [s] with the IT heat [W] and ambient [°C] held; tick's flows."""
         ...
+
+
+_INF = math.inf
+_NAN = math.nan
+#: CoolingFlows' field names, in order (the tuple layout of the plants' ``step_values``).
+FLOW_FIELDS = tuple(f.name for f in fields(CoolingFlows))
+_N_FLOWS = len(FLOW_FIELDS)
+
+
+def _flows(values: tuple) -> CoolingFlows:
+    """A :class:`CoolingFlows` from its field values in order; what ``CoolingFlows(*values)``
+    gives, without the frozen dataclass's per-field ``object.__setattr__``."""
+    flows = object.__new__(CoolingFlows)
+    flows.__dict__.update(zip(FLOW_FIELDS, values))
+    return flows
+
+
+def _values(flows: CoolingFlows) -> tuple:
+    """The field values of ``flows`` in order (the inverse of :func:`_flows`)."""
+    return tuple(getattr(flows, name) for name in FLOW_FIELDS)
+
+
+def _plain_floats(dt_s, it_heat_w, dry_bulb_c, wet_bulb_c) -> tuple | None:
+    """A plant step's inputs as Python floats when each is a float, one is a float subclass
+    (numpy ``float64``, e.g. a fleet's energy total) and all are within the ranges
+    :func:`_check_step` accepts: the same values, for the scalar paths. None otherwise
+    (another type, plain floats already, or out of range: the reference path and its errors)."""
+    if not (isinstance(dt_s, float) and isinstance(it_heat_w, float) and isinstance(dry_bulb_c, float)
+            and isinstance(wet_bulb_c, float)):
+        return None
+    if (dt_s.__class__ is float and it_heat_w.__class__ is float and dry_bulb_c.__class__ is float
+            and wet_bulb_c.__class__ is float):
+        return None
+    dt_s, it_heat_w, dry_bulb_c, wet_bulb_c = float(dt_s), float(it_heat_w), float(dry_bulb_c), float(wet_bulb_c)
+    if (0.0 < dt_s < _INF and 0.0 <= it_heat_w < _INF and -80.0 <= dry_bulb_c <= 70.0
+            and -_INF < wet_bulb_c <= dry_bulb_c + 1e-9):
+        return dt_s, it_heat_w, dry_bulb_c, wet_bulb_c
+    return None
 
 
 # ----------------------------------------------------------------------------- parameters
@@ -391,8 +436,64 @@ class PaperEq4Plant:
     def __init__(self, params: PaperEq4Params, design_it_power_w: float):
         self.params = params
         self.design_it_power_w = _check_design(design_it_power_w)
+        self._consts = self._per_tick_constants()
+
+    def _per_tick_constants(self) -> tuple:
+        """The constants of step_values, the same products the reference path forms; the
+        params and design power they come from lead (step_values rebuilds them when either
+        attribute is replaced)."""
+        p, design = self.params, self.design_it_power_w
+        return (p, design, p.free_cooling_zero_at_dry_bulb_c, p.free_cooling_full_at_wet_bulb_c, p.chiller_cop,
+                p.pump_design_fraction * design, p.pump_min_flow_fraction, p.pump_exponent,
+                p.fan_design_fraction * design, p.fan_min_speed_fraction, p.fan_exponent, p.misc_fraction * design)
 
     def step(self, dt_s: float, it_heat_w: float, dry_bulb_c: float, wet_bulb_c: float) -> CoolingFlows:
+        return _flows(self.step_values(dt_s, it_heat_w, dry_bulb_c, wet_bulb_c))
+
+    def step_values(self, dt_s: float, it_heat_w: float, dry_bulb_c: float, wet_bulb_c: float) -> tuple:
+        """:meth:`step` as a tuple in :class:`CoolingFlows` field order (the site's per-tick call).
+
+        Python floats within the ranges :meth:`step` accepts take a scalar path: the
+        operations of :meth:`_step_reference` in the same order, with the free-cooling,
+        chiller and affinity functions inlined (no numpy, no type dispatch;
+        ``tests/test_fastpath.py`` checks they agree bit for bit); numpy float64 inputs are
+        converted to floats first (the same values); anything else goes through
+        :meth:`_step_reference` (and its errors).
+        """
+        if (dt_s.__class__ is float and it_heat_w.__class__ is float and dry_bulb_c.__class__ is float
+                and wet_bulb_c.__class__ is float and 0.0 < dt_s < _INF and 0.0 <= it_heat_w < _INF
+                and -80.0 <= dry_bulb_c <= 70.0 and -_INF < wet_bulb_c <= dry_bulb_c + 1e-9):
+            consts = self._consts
+            if consts[0] is not self.params or consts[1] is not self.design_it_power_w:
+                consts = self._consts = self._per_tick_constants()
+            _p, design, zero_at, full_at, cop, pump_w, pump_min, pump_n, fan_w, fan_min, fan_n, misc_w = consts
+            x = it_heat_w / design
+            # free_cooling_fraction's scalar branch; its clip is the identity here (finite
+            # inputs: f is 1, 0 or below / (above + below) in (0, 1])
+            above_full_k = wet_bulb_c - full_at
+            below_zero_k = zero_at - dry_bulb_c
+            if above_full_k <= 0.0:
+                f = 1.0
+            elif below_zero_k <= 0.0:
+                f = 0.0
+            else:
+                f = below_zero_k / (above_full_k + below_zero_k)
+            g = 1.0 - f
+            mech_heat_w = g * it_heat_w
+            p_chiller = mech_heat_w / cop
+            # affinity_power_w (x is not NaN: max is np.maximum)
+            p_pump = pump_w * max(x, pump_min) ** pump_n
+            p_fan = fan_w * max(x, fan_min) ** fan_n
+            q_cond = condenser_heat_w(p_chiller, mech_heat_w)  # each heat term from its component's function
+            return (p_chiller, p_pump, p_fan, q_cond + f * it_heat_w + p_pump + p_fan, 0.0, _NAN, _NAN, f,
+                    g * x, cop if p_chiller > 0 else 0.0, misc_w)
+        floats = _plain_floats(dt_s, it_heat_w, dry_bulb_c, wet_bulb_c)
+        if floats is not None:
+            return self.step_values(*floats)
+        return _values(self._step_reference(dt_s, it_heat_w, dry_bulb_c, wet_bulb_c))
+
+    def _step_reference(self, dt_s, it_heat_w, dry_bulb_c, wet_bulb_c) -> CoolingFlows:
+        """The tick through the vectorised physics functions (any input types)."""
         _check_step(dt_s, it_heat_w, dry_bulb_c, wet_bulb_c)
         p, design = self.params, self.design_it_power_w
         x = it_heat_w / design
@@ -417,6 +518,20 @@ class PaperEq4Plant:
 
     def config(self) -> dict:
         return {"model": self.name, "design_it_power_w": self.design_it_power_w, **asdict(self.params)}
+
+
+def _air_constants(p: AirChillerParams) -> tuple:
+    """:meth:`AirChillerPlant._tick_values`' constants from its parameters (``p`` leads: they are
+    rebuilt when the plant's params are replaced)."""
+    return (p, p.fan_min_flow_fraction, p.pump_min_flow_fraction, p.tower_approach_k, p.tower_water_min_c,
+            p.cond_entering_min_c, p.chw_supply_c, p.hx_approach_k, p.chw_supply_c + p.chw_delta_t_k)
+
+
+def _dlc_constants(p: DlcWarmWaterParams) -> tuple:
+    """:meth:`DlcWarmWaterPlant.step_values`' constants from its parameters (``p`` leads)."""
+    return (p, p.pump_min_flow_fraction, p.adiabatic_effectiveness, p.supply_c - p.dry_cooler_approach_k,
+            p.dry_cooler_approach_k, p.liquid_fraction, p.supply_c, p.trim_chiller_cop,
+            p.delta_t_k + p.dry_cooler_approach_k, p.fan_min_flow_fraction, 1.0 - p.liquid_fraction)
 
 
 # ----------------------------------------------------------------------------- air_chiller
@@ -469,6 +584,7 @@ class AirChillerPlant:
         # tower design heat: the loop's design heat plus a chiller's compressor work at COP_ref
         self.tower_design_heat_w = self.loop_design_heat_w * (1.0 + 1.0 / self.curves.reference_cop)
         self.return_temp_c = p.chw_supply_c + p.chw_delta_t_k
+        self._consts = _air_constants(p)
 
     @property
     def time_constant_s(self) -> float:
@@ -494,8 +610,68 @@ class AirChillerPlant:
                                                 self.params.chw_supply_c, t_tower + self.params.hx_approach_k,
                                                 chiller_max_w)
 
+    def _tick_values(self, dt_s, it_heat_w, dry_bulb_c, wet_bulb_c) -> tuple:
+        """:meth:`_step` flat: the flows in :data:`FLOW_FIELDS` order, then ``chiller_heat_w``,
+        ``chiller_capacity_w``, ``free_heat_w``, ``mechanical_heat_w``.
+
+        Python floats within the ranges :meth:`step` accepts take a scalar path: the
+        operations of :meth:`_step` in the same order, with the fan, pump, tower and
+        economiser functions of :mod:`twin.physics.cooling` inlined (``tests/test_fastpath.py``
+        checks they agree bit for bit); anything else goes through :meth:`_step`.
+        """
+        if not (dt_s.__class__ is float and it_heat_w.__class__ is float and dry_bulb_c.__class__ is float
+                and wet_bulb_c.__class__ is float and 0.0 < dt_s < _INF and 0.0 <= it_heat_w < _INF
+                and -80.0 <= dry_bulb_c <= 70.0 and -_INF < wet_bulb_c <= dry_bulb_c + 1e-9):
+            floats = _plain_floats(dt_s, it_heat_w, dry_bulb_c, wet_bulb_c)
+            if floats is not None:
+                return self._tick_values(*floats)
+            t = self._step(dt_s, it_heat_w, dry_bulb_c, wet_bulb_c)
+            return _values(t.flows) + (t.chiller_heat_w, t.chiller_capacity_w, t.free_heat_w, t.mechanical_heat_w)
+        consts = self._consts
+        if consts[0] is not self.params:
+            consts = self._consts = _air_constants(self.params)
+        _p, fan_min, pump_min, tower_approach_k, tower_min_c, cond_min_c, chw_supply_c, hx_approach_k, \
+            chw_return_design_c = consts
+        # the derived attributes are read per tick (a chiller-staging study rescales the capacity)
+        design, ref_capacity_w, curves = self.design_it_power_w, self.chiller_reference_capacity_w, self.curves
+        f0, f1, f2, f3 = VAV_FAN_CURVE
+        p0, p1, p2, p3 = VSD_PUMP_CURVE
+        # _operating_point (inputs finite: the floors' max is np.maximum)
+        x = it_heat_w / design
+        xf = max(x, fan_min)
+        p_crah = self.crah_fan_design_w * (f0 + xf * (f1 + xf * (f2 + xf * f3)))
+        xp = max(x, pump_min)
+        p_chwp = self.chw_pump_design_w * (p0 + xp * (p1 + xp * (p2 + xp * p3)))
+        t_tower = max(wet_bulb_c + tower_approach_k, tower_min_c)
+        t_cond = max(t_tower, cond_min_c)
+        chiller_max_w = max(ref_capacity_w * float(capft(chw_supply_c, t_cond, curves)) * curves.max_plr, 0.0)
+        loop = loop_step(self.return_temp_c, it_heat_w + p_crah + p_chwp, dt_s, self.heat_capacity_j_per_k,
+                         self.capacity_rate_w_per_k, chw_supply_c, t_tower + hx_approach_k, chiller_max_w)
+        self.return_temp_c = return_c = loop["return_temp_c"]
+        q_free = loop["free_heat_j"] / dt_s
+        q_mech = loop["mechanical_heat_j"] / dt_s
+        ch = eir_chiller(q_mech, ref_capacity_w, chw_supply_c, t_cond, curves,
+                         motor_to_condenser_fraction=1.0, false_load_to_condenser=False)
+        q_cond = ch["condenser_heat_w"]
+        x_tower = (q_cond + q_free) / self.tower_design_heat_w
+        xc = max(x_tower, pump_min)  # NaN stays NaN, as np.maximum (NaN first)
+        p_cwp = self.cw_pump_design_w * (p0 + xc * (p1 + xc * (p2 + xc * p3)))
+        p_tower_fan = self.tower_fan_design_w * max(x_tower, fan_min) ** 3.0
+        removed = q_free + q_mech
+        if removed > 0:
+            free_frac = q_free / removed
+        else:  # economiser_fraction's scalar branch (design return != supply)
+            free_frac = min(max((chw_return_design_c - (t_tower + hx_approach_k))
+                                / (chw_return_design_c - chw_supply_c), 0.0), 1.0)
+        return (ch["power_w"], p_chwp + p_cwp, p_crah + p_tower_fan,
+                cooling_tower_heat_rejected_w(q_cond, q_free, p_cwp, p_tower_fan),
+                loop["stored_energy_change_j"], loop["supply_temp_c"], return_c, free_frac,
+                ch["part_load_ratio"], ch["cop"], 0.0,
+                ch["evaporator_heat_w"], ch["available_capacity_w"], q_free, q_mech)
+
     def _step(self, dt_s, it_heat_w, dry_bulb_c, wet_bulb_c) -> _AirTick:
-        """The tick's flows and the heat terms a composite plant aggregates."""
+        """The tick's flows and the heat terms a composite plant aggregates (any input types;
+        the reference of :meth:`_tick_values`)."""
         _check_step(dt_s, it_heat_w, dry_bulb_c, wet_bulb_c)
         p = self.params
         p_crah, p_chwp, t_tower, t_cond, chiller_max_w = self._operating_point(it_heat_w, wet_bulb_c)
@@ -530,7 +706,11 @@ class AirChillerPlant:
         return _AirTick(flows, ch["evaporator_heat_w"], ch["available_capacity_w"], q_free, q_mech)
 
     def step(self, dt_s: float, it_heat_w: float, dry_bulb_c: float, wet_bulb_c: float) -> CoolingFlows:
-        return self._step(dt_s, it_heat_w, dry_bulb_c, wet_bulb_c).flows
+        return _flows(self._tick_values(dt_s, it_heat_w, dry_bulb_c, wet_bulb_c))  # zip stops at the flows
+
+    def step_values(self, dt_s: float, it_heat_w: float, dry_bulb_c: float, wet_bulb_c: float) -> tuple:
+        """:meth:`step` as a tuple in :class:`CoolingFlows` field order (the site's per-tick call)."""
+        return self._tick_values(dt_s, it_heat_w, dry_bulb_c, wet_bulb_c)[:_N_FLOWS]
 
     def state(self) -> dict:
         return {"return_temp_c": self.return_temp_c}
@@ -580,6 +760,7 @@ class DlcWarmWaterPlant:
         air_design_w = (1.0 - p.liquid_fraction) * design
         self.air = AirChillerPlant(AirChillerParams(), air_design_w) if air_design_w > 0 else None
         self.return_temp_c = p.supply_c + p.delta_t_k
+        self._consts = _dlc_constants(p)
 
     @property
     def time_constant_s(self) -> float:
@@ -611,6 +792,78 @@ class DlcWarmWaterPlant:
         pump's evaporator (district heating) before the dry coolers [W], in
         ``[0, liquid_fraction * it_heat_w]``; it leaves this plant's balance as recovered
         heat, not as heat rejected."""
+        return _flows(self.step_values(dt_s, it_heat_w, dry_bulb_c, wet_bulb_c, recovered_heat_w))
+
+    def step_values(self, dt_s: float, it_heat_w: float, dry_bulb_c: float, wet_bulb_c: float,
+                    recovered_heat_w: float = 0.0) -> tuple:
+        """:meth:`step` as a tuple in :class:`CoolingFlows` field order (the site's per-tick call).
+
+        Python floats within the ranges :meth:`step` accepts take a scalar path: the
+        operations of :meth:`_step_reference` in the same order, with the pump, fan,
+        adiabatic and dry-cooler functions of :mod:`twin.physics.cooling` inlined
+        (``tests/test_fastpath.py`` checks they agree bit for bit); anything else goes
+        through :meth:`_step_reference` (and its errors).
+        """
+        if not (dt_s.__class__ is float and it_heat_w.__class__ is float and dry_bulb_c.__class__ is float
+                and wet_bulb_c.__class__ is float and 0.0 < dt_s < _INF and 0.0 <= it_heat_w < _INF
+                and -80.0 <= dry_bulb_c <= 70.0 and -_INF < wet_bulb_c <= dry_bulb_c + 1e-9):
+            floats = _plain_floats(dt_s, it_heat_w, dry_bulb_c, wet_bulb_c)
+            if floats is not None:
+                return self.step_values(*floats, recovered_heat_w)
+            return _values(self._step_reference(dt_s, it_heat_w, dry_bulb_c, wet_bulb_c, recovered_heat_w))
+        consts = self._consts
+        if consts[0] is not self.params:
+            consts = self._consts = _dlc_constants(self.params)
+        _p, pump_min, eps, spray_target_c, approach_k, liquid, supply_c, trim_cop, design_dt_k, fan_min, \
+            air_share = consts
+        # the derived attributes are read per tick (a chiller-staging study rescales the trim capacity)
+        trim_w = self.trim_capacity_w
+        if not 0.0 <= recovered_heat_w <= liquid * it_heat_w * (1.0 + 1e-12):
+            raise ValueError(f"recovered_heat_w = {recovered_heat_w!r}: expected in [0, liquid heat "
+                             f"{liquid * it_heat_w:g}] W")
+        # _operating_point (inputs finite: the floors' max is np.maximum)
+        p0, p1, p2, p3 = VSD_PUMP_CURVE
+        xp = max(it_heat_w / self.design_it_power_w, pump_min)
+        p_pump = self.pump_design_w * (p0 + xp * (p1 + xp * (p2 + xp * p3)))
+        t_air = min(dry_bulb_c, max(spray_target_c, dry_bulb_c - eps * (dry_bulb_c - wet_bulb_c)))
+        t_free = t_air + approach_k
+        loop = loop_step(self.return_temp_c, liquid * it_heat_w + p_pump - recovered_heat_w, dt_s,
+                         self.heat_capacity_j_per_k, self.capacity_rate_w_per_k, supply_c, t_free, trim_w)
+        self.return_temp_c = return_c = loop["return_temp_c"]
+        q_dry = loop["free_heat_j"] / dt_s
+        q_trim = loop["mechanical_heat_j"] / dt_s
+        p_trim = q_trim / trim_cop
+        air_dt_k = loop["return_temp_mean_c"] - t_air
+        if q_dry > 0 and air_dt_k > 0:
+            x_fan = (q_dry / self.loop_design_heat_w) * design_dt_k / air_dt_k
+        else:
+            x_fan = 0.0 if q_dry <= 0 else 1.0
+        x_fan = min(max(x_fan, fan_min), 1.0)
+        p_fan = self.fan_design_w * max(x_fan, fan_min) ** 3.0
+        heat_rejected = dry_cooler_heat_rejected_w(q_dry, p_fan) + condenser_heat_w(p_trim, q_trim)
+        chiller_power, chiller_heat, chiller_cap = p_trim, q_trim, trim_w
+        pump, fan, stored = p_pump, p_fan, loop["stored_energy_change_j"]
+        removed, removed_free = q_dry + q_trim, q_dry
+        air = self.air
+        if air is not None:
+            a_chiller, a_pump, a_fan, a_rejected, a_stored, _s, _r, _f, _plr, _cop, _m, a_heat, a_cap, a_free, \
+                a_mech = air._tick_values(dt_s, air_share * it_heat_w, dry_bulb_c, wet_bulb_c)
+            chiller_power += a_chiller
+            chiller_heat += a_heat
+            chiller_cap += a_cap
+            pump += a_pump
+            fan += a_fan
+            heat_rejected += a_rejected
+            stored += a_stored
+            removed += a_free + a_mech
+            removed_free += a_free
+        return (chiller_power, pump, fan, heat_rejected, stored, loop["supply_temp_c"], return_c,
+                removed_free / removed if removed > 0 else (1.0 if t_free <= supply_c else 0.0),
+                chiller_heat / chiller_cap if chiller_cap > 0 else 0.0,
+                chiller_heat / chiller_power if chiller_power > 0 else 0.0, 0.0)
+
+    def _step_reference(self, dt_s, it_heat_w, dry_bulb_c, wet_bulb_c, recovered_heat_w=0.0) -> CoolingFlows:
+        """The tick through the vectorised physics functions (any input types)."""
         _check_step(dt_s, it_heat_w, dry_bulb_c, wet_bulb_c)
         p = self.params
         if not 0.0 <= recovered_heat_w <= p.liquid_fraction * it_heat_w * (1.0 + 1e-12):
@@ -695,3 +948,19 @@ def make_cooling_model(name: str, params: dict, design_it_power_w: float) -> Coo
     if unknown:
         raise ValueError(f"{name}.{unknown[0]}: unknown parameter; valid: {', '.join(sorted(known))}")
     return model_cls(params_cls(**params), design_it_power_w)
+
+
+#: The plant classes with a ``step_values`` and their own ``step`` functions, as defined here.
+_OWN_STEPS = MappingProxyType({cls: cls.step for cls in (PaperEq4Plant, AirChillerPlant, DlcWarmWaterPlant)})
+
+
+def values_step(plant):
+    """``plant.step_values`` (the flows as a tuple in :data:`FLOW_FIELDS` order), when a caller
+    may use it in place of ``plant.step``: the plant is exactly one of this module's classes and
+    its ``step`` is that class's own, replaced neither on the class nor on the instance (as a
+    test injecting a leak does); None otherwise (use ``step``). Decided when called."""
+    cls = type(plant)
+    own = _OWN_STEPS.get(cls)
+    if own is None or cls.step is not own or "step" in getattr(plant, "__dict__", ()):
+        return None
+    return plant.step_values

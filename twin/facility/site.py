@@ -30,7 +30,7 @@ from typing import Callable
 from twin.control.battery_dispatch import BatteryDispatcher
 from twin.facility.balance import EnergyLedger
 from twin.facility.battery import Battery
-from twin.facility.cooling_plant import CoolingModel
+from twin.facility.cooling_plant import CoolingModel, values_step
 from twin.facility.distribution import EvenSpreadLossCurve
 from twin.facility.gpu_fleet import GpuFleet
 from twin.facility.grid import CarbonSignal
@@ -116,8 +116,12 @@ class Site:
         self.dist_thd_weighted_j = 0.0
         self.dist_pf_min = math.inf
         self._t_s = fleet.t_s
-        self._gpu_e_j = fleet.gpu_energy_total_j
-        self._host_e_j = fleet.host_energy_total_j
+        # the fleet's energy totals at the tick's start, as Python floats (see close_tick)
+        self._gpu_e_j = float(fleet.gpu_energy_total_j)
+        self._host_e_j = float(fleet.host_energy_total_j)
+        # the plants of this package give their flows as a plain tuple (no CoolingFlows per tick);
+        # decided here: the plant's step is not replaced after the site is built
+        self._cooling_values = values_step(cooling)
 
     def open_at(self, t_s: float) -> None:
         """Start accounting at ``t_s`` (energy before it is not counted).
@@ -127,8 +131,8 @@ class Site:
         """
         self.fleet.advance_to(t_s)
         self._t_s = t_s
-        self._gpu_e_j = self.fleet.gpu_energy_total_j
-        self._host_e_j = self.fleet.host_energy_total_j
+        self._gpu_e_j = float(self.fleet.gpu_energy_total_j)
+        self._host_e_j = float(self.fleet.host_energy_total_j)
         settle = getattr(self.cooling, "settle", None)
         if settle is not None:
             db, wb = self.weather.temperatures_c(t_s)
@@ -142,21 +146,45 @@ class Site:
             raise ValueError(f"tick must have positive length: from {t0_s} s to {t1_s} s")
         fleet, led = self.fleet, self.ledger
         fleet.advance_to(t1_s)
-        gpu_j = fleet.gpu_energy_total_j - self._gpu_e_j
-        host_j = fleet.host_energy_total_j - self._host_e_j
-        self._t_s, self._gpu_e_j, self._host_e_j = t1_s, fleet.gpu_energy_total_j, fleet.host_energy_total_j
+        # the tick's arithmetic on Python floats: the clock (SimPy's now after a job event)
+        # and the fleet's totals can be numpy float64 scalars, the same IEEE doubles with a
+        # slower arithmetic; every value below is the same either way
+        dt = float(dt)
+        gpu_e_j, host_e_j = float(fleet.gpu_energy_total_j), float(fleet.host_energy_total_j)
+        gpu_j = gpu_e_j - self._gpu_e_j
+        host_j = host_e_j - self._host_e_j
+        self._t_s, self._gpu_e_j, self._host_e_j = t1_s, gpu_e_j, host_e_j
         it_w = (gpu_j + host_j) / dt
-        t_mid = t0_s + 0.5 * dt
+        t_mid = float(t0_s) + 0.5 * dt
         db, wb = self.weather.temperatures_c(t_mid)
 
-        hp_w = demand_w = delivered_w = 0.0
-        dh_supply_c = mpe = math.nan
-        if self.heat is not None:
+        heat = self.heat
+        if heat is None:
+            hp_w = demand_w = delivered_w = 0.0
+            dh_supply_c = mpe = math.nan
+            values = self._cooling_values
+            if values is not None:
+                chiller_w, pump_w, fan_w, rejected_w, stored_j, supply_c, return_c, free_frac, _plr, _cop, \
+                    misc_w = values(dt, it_w, db, wb)
+            else:
+                c = self.cooling.step(dt, it_w, db, wb)
+                chiller_w, pump_w, fan_w, rejected_w, stored_j, supply_c, return_c, free_frac, misc_w = \
+                    c.chiller_power_w, c.pump_power_w, c.fan_power_w, c.heat_rejected_w, c.stored_energy_change_j, \
+                    c.supply_temp_c, c.return_temp_c, c.free_cooling_fraction, c.misc_power_w
+        else:
             recoverable_w = self.recoverable_fraction * it_w
             demand_w = self.heat_demand_w(t_mid)
-            h = self.heat.step(dt, recoverable_heat_w=recoverable_w, source_temp_c=self.cooling.return_temp_c,
-                               demand_w=demand_w, ambient_c=db)
-            c = self.cooling.step(dt, it_w, db, wb, recovered_heat_w=h.heat_recovered_w)
+            h = heat.step(dt, recoverable_heat_w=recoverable_w, source_temp_c=self.cooling.return_temp_c,
+                          demand_w=demand_w, ambient_c=db)
+            values = self._cooling_values
+            if values is not None:
+                chiller_w, pump_w, fan_w, rejected_w, stored_j, supply_c, return_c, free_frac, _plr, _cop, \
+                    misc_w = values(dt, it_w, db, wb, recovered_heat_w=h.heat_recovered_w)
+            else:
+                c = self.cooling.step(dt, it_w, db, wb, recovered_heat_w=h.heat_recovered_w)
+                chiller_w, pump_w, fan_w, rejected_w, stored_j, supply_c, return_c, free_frac, misc_w = \
+                    c.chiller_power_w, c.pump_power_w, c.fan_power_w, c.heat_rejected_w, c.stored_energy_change_j, \
+                    c.supply_temp_c, c.return_temp_c, c.free_cooling_fraction, c.misc_power_w
             hp_w, delivered_w, dh_supply_c, mpe = h.heat_pump_power_w, h.heat_delivered_w, h.supply_temp_c, \
                 h.meter_mpe_pct
             led.add_in("heat_pump_electricity", hp_w * dt)
@@ -170,10 +198,8 @@ class Site:
                 self.heat_metered_j += delivered_w * dt
             if demand_w > 0:
                 self.dh_supply_dev_max_k = max(self.dh_supply_dev_max_k, abs(h.supply_temp_c - h.supply_setpoint_c))
-        else:
-            c = self.cooling.step(dt, it_w, db, wb)
-        cooling_w = c.chiller_power_w + c.pump_power_w + c.fan_power_w
-        site_w = it_w + cooling_w + c.misc_power_w + hp_w
+        cooling_w = chiller_w + pump_w + fan_w
+        site_w = it_w + cooling_w + misc_w + hp_w
         dist_w = math.nan
         if self.distribution is not None:
             dist_w, psu_w, pf, thd = self.distribution.at(it_w)
@@ -205,22 +231,24 @@ class Site:
             soc = b.soc
         grid_w = site_w + battery_w
 
+        misc_j = misc_w * dt
         led.add_in("it_electricity", gpu_j + host_j)
         led.add_in("cooling_electricity", cooling_w * dt)
-        led.add_in("misc_electricity", c.misc_power_w * dt)
-        led.add_out("heat_rejected", c.heat_rejected_w * dt)
-        led.add_out("coolant_stored", c.stored_energy_change_j)
-        led.add_out("misc_losses", c.misc_power_w * dt)
+        led.add_in("misc_electricity", misc_j)
+        led.add_out("heat_rejected", rejected_w * dt)
+        led.add_out("coolant_stored", stored_j)
+        led.add_out("misc_losses", misc_j)
         ci, cff = self.carbon.both_at(t_mid)
-        self.grid_carbon_free_j += grid_w * dt * cff
+        grid_j = grid_w * dt
+        self.grid_carbon_free_j += grid_j * cff
         return (
             it_w, gpu_j / dt, host_j / dt, site_w, grid_w,
-            c.chiller_power_w, c.pump_power_w, c.fan_power_w, c.misc_power_w, hp_w,
+            chiller_w, pump_w, fan_w, misc_w, hp_w,
             dist_w, battery_w, soc,
             site_w / it_w if it_w > 0 else math.nan,
-            c.free_cooling_fraction, db, wb, c.supply_temp_c, c.return_temp_c, c.heat_rejected_w,
+            free_frac, db, wb, supply_c, return_c, rejected_w,
             demand_w, delivered_w, dh_supply_c, mpe,
-            ci, cff, grid_w * dt / J_PER_KWH * ci,
+            ci, cff, grid_j / J_PER_KWH * ci,
         )
 
     def close_run(self) -> None:

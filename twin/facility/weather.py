@@ -75,21 +75,27 @@ class ClimateWeather:
         self.hourly_db_c, self.hourly_wb_c = climate_temperatures_c(
             doy, utc_hour, climate, peak_hour_utc, depression_swing_fraction)
         self._span_s = (hours - 1) * SECONDS_PER_HOUR
-        self._db_list, self._wb_list = self.hourly_db_c.tolist(), self.hourly_wb_c.tolist()  # per-tick path
+        self._db_list, self._wb_list = self.hourly_db_c.tolist(), self.hourly_wb_c.tolist()
+        # per-tick path: hour i's (dry-bulb, its rise to hour i + 1, wet-bulb, its rise) [°C, K]
+        db, wb = self._db_list, self._wb_list
+        self._hour_segments = [(db[i], db[i + 1] - db[i], wb[i], wb[i + 1] - wb[i]) for i in range(len(db) - 1)]
+        self._last_segment = len(db) - 2
         self._doy0_s = (start - year_start.replace(hour=0)).total_seconds()  # start's offset in its year
 
     def temperatures_c(self, t_s):
         """(dry-bulb, wet-bulb) at simulation time ``t_s`` [s] (scalar or array) [°C]."""
-        if isinstance(t_s, (float, int)):  # one tick: plain floats, no numpy
+        if t_s.__class__ is float or isinstance(t_s, (float, int)):  # one tick: plain floats, no numpy
             x = t_s + self.offset_s
             if x < 0 or x > self._span_s:
                 raise ValueError(f"weather asked for t={t_s} s, outside the prepared range "
                                  f"[{-self.offset_s:g}, {self._span_s - self.offset_s:g}] s")
             xf = x / SECONDS_PER_HOUR
-            i = min(int(xf), len(self._db_list) - 2)
+            i = int(xf)
+            if i > self._last_segment:  # noqa: PLR1730 (a compare is cheaper than min())
+                i = self._last_segment
+            db0, db_rise, wb0, wb_rise = self._hour_segments[i]
             f = xf - i
-            db, wb = self._db_list, self._wb_list
-            return (db[i] + f * (db[i + 1] - db[i]), wb[i] + f * (wb[i + 1] - wb[i]))
+            return (db0 + f * db_rise, wb0 + f * wb_rise)
         x = (np.asarray(t_s, dtype=float) + self.offset_s)
         if np.any(x < 0) or np.any(x > self._span_s):
             raise ValueError(f"weather asked for t={t_s} s, outside the prepared range "
