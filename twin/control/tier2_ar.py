@@ -279,6 +279,7 @@ def _pairwise_sum(a):
 # The kernels _power_tick_soa calls: the plain functions, replaced by their compiled versions
 # in _numba_kernels() (numba compiles calls to compiled functions it finds as globals).
 _tick_kernel, _predict_kernel, _sum_kernel = _tick_soa, _predict_soa, _pairwise_sum
+_power_kernel = None  # the compiled _power_tick_soa, which _power_block_soa calls
 
 
 def _power_tick_soa(theta, pk, lags, count, j, lam, c, theta0, intercept, tri, p0,
@@ -334,15 +335,42 @@ def _power_tick_soa(theta, pk, lags, count, j, lam, c, theta0, intercept, tri, p
     return -1
 
 
+def _power_block_soa(theta, pk, lags, count, k0, lam, c, theta0, intercept, tri, p0,
+                     gpu_j, host_j, prev_j, period_s, n_hosts, lo_w, hi_w, reset, mean_w, pred_w, score, sums):
+    """Consecutive Tier-2 periods in one call (block stepping): row ``r`` of the ``(k, n)``
+    cumulative energies ``gpu_j``/``host_j`` is :func:`_power_tick_soa` with coefficient
+    index ``(k0 + r) % m`` and scoring ``score[r]``, its sums into ``sums[r]``. Returns
+    ``(rows done, bad)``: ``bad`` is -1, or the first non-finite cohort of row ``rows done``
+    (which is not done)."""
+    m = theta.shape[0]
+    for r in range(gpu_j.shape[0]):
+        bad = _power_kernel(theta, pk, lags, count, (k0 + r) % m, lam, c, theta0, intercept, tri, p0,
+                            gpu_j[r], host_j[r], prev_j, period_s, n_hosts, lo_w, hi_w, reset, mean_w, pred_w,
+                            score[r], sums[r])
+        if bad >= 0:
+            return r, bad
+    return gpu_j.shape[0], -1
+
+
 @functools.cache
 def _numba_kernels():
     """(tick, predict, power tick) compiled by numba, cached on disk; ImportError without numba."""
-    global _tick_kernel, _predict_kernel, _sum_kernel
+    global _tick_kernel, _predict_kernel, _sum_kernel, _power_kernel
     import numba
 
     jit = numba.njit(cache=True, fastmath=False, error_model="numpy")  # numpy: no 1/0 checks
     _tick_kernel, _predict_kernel, _sum_kernel = jit(_tick_soa), jit(_predict_soa), jit(_pairwise_sum)
-    return _tick_kernel, _predict_kernel, jit(_power_tick_soa)
+    _power_kernel = jit(_power_tick_soa)
+    return _tick_kernel, _predict_kernel, _power_kernel
+
+
+@functools.cache
+def _block_kernel():
+    """The compiled :func:`_power_block_soa` (after :func:`_numba_kernels`)."""
+    import numba
+
+    _numba_kernels()
+    return numba.njit(cache=True, fastmath=False, error_model="numpy")(_power_block_soa)
 
 
 _BACKENDS = ("auto", "numba", "numpy")
@@ -657,6 +685,31 @@ class HostPowerPredictor:
         except KeyError:   # no overload of exactly these types (the dispatcher converted one)
             self._call, self._fed = None, ()
         return bad
+
+
+    def step_block(self, gpu_energy_j: np.ndarray, host_energy_j: np.ndarray, reset: np.ndarray,
+                   score) -> list:
+        """Close ``k`` consecutive periods given the cumulative energies per cohort at the
+        end of each, ``(k, n)`` arrays: :meth:`step` row by row (``score[r]`` for row ``r``),
+        with the numba backend in one compiled call (:func:`_power_block_soa`). Returns
+        :meth:`step`'s results, one per row (on a non-finite sample, raises after the rows
+        before it, as :meth:`step` row by row would)."""
+        k = gpu_energy_j.shape[0]
+        score = np.asarray(score, dtype=bool)
+        model = self.model
+        a = self._args
+        if (model.backend != "numba" or k == 0 or a is None or a[0] is not model._theta or a[1] is not model._p
+                or a[2] is not model._lags or a[3] is not model._count):   # (the first period sets _args)
+            return [self.step(gpu_energy_j[r], host_energy_j[r], reset, bool(score[r])) for r in range(k)]
+        sums = np.zeros((k, 3))
+        done, bad = _block_kernel()(a[0], a[1], a[2], a[3], model._k, a[5], a[6], a[7], a[8], a[9], a[10],
+                                    np.ascontiguousarray(gpu_energy_j), np.ascontiguousarray(host_energy_j),
+                                    a[13], a[14], a[15], a[16], a[17], reset, a[19], a[20], score, sums)
+        model._k += done
+        out = [tuple(r) if sc else None for r, sc in zip(sums[:done].tolist(), score[:done].tolist())]
+        if bad >= 0:
+            raise ValueError(f"Tier 2: the mean power of cohort {bad} is not finite")
+        return out
 
 
 def rebalance_caps(envelope_w, predicted_w, min_w, max_w) -> np.ndarray:

@@ -407,6 +407,52 @@ class GpuFleet:
             self._settled = False
         self._advance(t_s)
 
+    def can_block_until(self) -> float:
+        """The time before which :meth:`advance_block` may advance the fleet: while every
+        cohort sits on its target, up to (not including) the next delayed rise [s]; -inf
+        while a cohort is still moving."""
+        return self._next_due_s if self._settled else -math.inf
+
+    def advance_block(self, times_s: list[float], per_cohort: bool):
+        """Advance a settled fleet through the increasing ``times_s`` (all before
+        :meth:`can_block_until`), with the additions that :meth:`advance_to` at each time
+        followed by a read of the per-cohort energies would make (block stepping).
+
+        Returns ``(gpu_total_j, host_total_j, gpu_j, host_j)``: the cumulative totals at
+        each time (lists of floats) and, with ``per_cohort``, the cumulative energies per
+        cohort at each time, C-contiguous ``(len(times_s), n)`` arrays (else None, and the
+        intervals stay lazy)."""
+        if not times_s[-1] < self.can_block_until():
+            raise ValueError(f"advance_block to t={times_s[-1]} s: the fleet is not settled until then")
+        # Python floats: the same IEEE sums as advance_to's on numpy scalars
+        g, h, work, t = (float(x) for x in (self.gpu_energy_total_j, self.host_energy_total_j, self.work_node_s, self.t_s))
+        w_tot, h_tot, rate = float(self._settled_total_w), float(self.host_power_total_w), float(self._work_rate)
+        dts, gs, hs = [], [], []
+        for t1 in times_s:
+            d = t1 - t
+            if not d > 0.0:
+                raise ValueError(f"advance_block: times must increase (t={t1} s after t={t} s)")
+            dts.append(d)
+            g += w_tot * d
+            h += h_tot * d
+            work += rate * d
+            gs.append(g)
+            hs.append(h)
+            t = t1
+        self.gpu_energy_total_j, self.host_energy_total_j, self.work_node_s, self.t_s = g, h, work, t
+        if not per_cohort:
+            self._lazy_dts.extend(dts)
+            return gs, hs, None, None
+        self._flush()
+        # acc += rates * d for each interval in order (what a flush per read does), as one
+        # cumulative sum along the block: rows[r] = rows[r - 1] + rates * d_r
+        rows = np.empty((len(dts) + 1, *self._acc.shape))
+        rows[0] = self._acc
+        np.multiply(self._rates, np.asarray(dts)[:, None, None], out=rows[1:])
+        np.add.accumulate(rows, axis=0, out=rows)
+        self._acc[...] = rows[-1]
+        return gs, hs, np.ascontiguousarray(rows[1:, 0]), np.ascontiguousarray(rows[1:, 1])
+
     def _advance(self, t_s: float) -> None:
         """Integrate to ``t_s`` with the targets held constant."""
         dt = t_s - self.t_s

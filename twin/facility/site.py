@@ -144,13 +144,30 @@ class Site:
         dt = t1_s - t0_s
         if not dt > 0:
             raise ValueError(f"tick must have positive length: from {t0_s} s to {t1_s} s")
-        fleet, led = self.fleet, self.ledger
+        fleet = self.fleet
         fleet.advance_to(t1_s)
         # the tick's arithmetic on Python floats: the clock (SimPy's now after a job event)
         # and the fleet's totals can be numpy float64 scalars, the same IEEE doubles with a
         # slower arithmetic; every value below is the same either way
-        dt = float(dt)
-        gpu_e_j, host_e_j = float(fleet.gpu_energy_total_j), float(fleet.host_energy_total_j)
+        return self._close(t0_s, t1_s, float(dt), float(fleet.gpu_energy_total_j), float(fleet.host_energy_total_j))
+
+    def close_block(self, times_s: list[float], gpu_total_j: list[float], host_total_j: list[float]) -> list[tuple]:
+        """The rows :meth:`close_tick` returns for ticks ending at each of ``times_s``
+        (increasing), given the fleet's cumulative GPU and host energy totals at those times
+        (:meth:`GpuFleet.advance_block`, which has advanced the fleet already)."""
+        rows = []
+        for t1_s, g, h in zip(times_s, gpu_total_j, host_total_j):
+            t0_s = self._t_s
+            dt = t1_s - t0_s
+            if not dt > 0:
+                raise ValueError(f"tick must have positive length: from {t0_s} s to {t1_s} s")
+            rows.append(self._close(t0_s, t1_s, float(dt), g, h))
+        return rows
+
+    def _close(self, t0_s, t1_s, dt: float, gpu_e_j: float, host_e_j: float) -> tuple[float, ...]:
+        """The row of the tick [t0_s, t1_s) of length ``dt`` [s] given the fleet's cumulative
+        GPU and host energy totals at ``t1_s`` [J] (Python floats)."""
+        led = self.ledger
         gpu_j = gpu_e_j - self._gpu_e_j
         host_j = host_e_j - self._host_e_j
         self._t_s, self._gpu_e_j, self._host_e_j = t1_s, gpu_e_j, host_e_j

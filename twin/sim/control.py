@@ -94,6 +94,10 @@ class FacilityControl:
         # Tier 2
         self.tier2: RlsAr | None = None
         self.tier2_ticks = 0
+        # block stepping (Engine.try_block): the time of the last Tier-2 period closed, and
+        # the end of the last block (its periods closed by the engine)
+        self.tier2_done_s = -math.inf
+        self.tier2_block_end_s = -math.inf
         self._abs_err = self._abs_err_persist = 0.0
         self._scored = 0
         self._sum_y = 0.0
@@ -101,6 +105,7 @@ class FacilityControl:
         self._pred_w = None            # prediction of the next period's [W]
         if c.tier2 == "rls_ar":
             self.tier2 = RlsAr(n, order=4, forgetting=1.0 - c.tier2_period_s / c.tier2_memory_s)
+            self._t2: HostPowerPredictor | None = None   # built when Tier 2's process starts
             self._changed = np.zeros(n, dtype=bool)
             # a host draws between all-idle and all-at-the-top-limit: predictions are held there,
             # and the model is fed per unit of the top, so that the prior (delta = 1e3 around
@@ -172,23 +177,53 @@ class FacilityControl:
             yield env.timeout(self._tier2_start_s - env.now)
         # one period per call: energy differences, scores, the RLS tick and the clipped
         # prediction (one compiled call with the numba backend)
-        t2 = HostPowerPredictor(self.tier2, fleet.host_count, self._host_lo_w, self._host_hi_w,
-                                self.cfg.tier2_period_s)
-        t2.start(self._host_energy_j())
-        timeout, per, changed = env.timeout, self.cfg.tier2_period_s, self._changed
-        advance, step, n = fleet.advance_to, t2.step, fleet.n_cohorts
+        self._t2 = HostPowerPredictor(self.tier2, fleet.host_count, self._host_lo_w, self._host_hi_w,
+                                      self.cfg.tier2_period_s)
+        self._t2.start(self._host_energy_j())
+        per, period = self.cfg.tier2_period_s, self.tier2_period
+        own = getattr(env, "own_timeout", env.timeout)   # not a foreign event for block stepping
+        blocks = self.engine.try_block
+        delay = per
         while True:
-            yield timeout(per)
+            yield own(delay)
             now = env.now
-            advance(now)
-            sums = step(fleet.gpu_energy_j, fleet.host_energy_j, changed, now > 0.0)
-            if sums is not None:
+            if now <= self.tier2_block_end_s:   # this stretch was closed by a block
+                delay = self.tier2_block_end_s + per - now
+                continue
+            period(now)
+            end = blocks()
+            delay = per if end is None else end + per - now
+
+    def tier2_period(self, now_s: float) -> None:
+        """Close the Tier-2 period ending at ``now_s`` (the fleet advanced to it): the RLS
+        tick on the cohorts' mean power and the prediction scores. Tier 2's process calls it
+        every period, the engine's block stepping for the periods inside a block."""
+        fleet = self.fleet
+        fleet.advance_to(now_s)
+        sums = self._t2.step(fleet.gpu_energy_j, fleet.host_energy_j, self._changed, now_s > 0.0)
+        if sums is not None:
+            self._abs_err += sums[0]
+            self._abs_err_persist += sums[1]
+            self._sum_y += sums[2]
+            self._scored += fleet.n_cohorts
+        self._mean_w, self._pred_w = self._t2.mean_w, self._t2.pred_w
+        self.tier2_ticks += 1
+        self.tier2_done_s = now_s
+
+    def tier2_block(self, times_s: list[float], gpu_energy_j: np.ndarray, host_energy_j: np.ndarray) -> None:
+        """Tier 2's periods ending at ``times_s`` (block stepping, one per base tick) given the
+        cumulative energies per cohort at each, ``(k, n)``: :meth:`tier2_period` at each time,
+        the RLS ticks in one compiled call."""
+        n = self.fleet.n_cohorts
+        for sums in self._t2.step_block(gpu_energy_j, host_energy_j, self._changed, [t > 0.0 for t in times_s]):
+            if sums is not None:   # accumulated period by period, as tier2_period does
                 self._abs_err += sums[0]
                 self._abs_err_persist += sums[1]
                 self._sum_y += sums[2]
                 self._scored += n
-            self._mean_w, self._pred_w = t2.mean_w, t2.pred_w
-            self.tier2_ticks += 1
+        self._mean_w, self._pred_w = self._t2.mean_w, self._t2.pred_w
+        self.tier2_ticks += len(times_s)
+        self.tier2_done_s = times_s[-1]
 
     def load_changed(self, cohorts) -> None:
         """A job started or ended on ``cohorts`` (the engine calls this): their AR models are

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import simpy
 from tqdm import tqdm
 
 from traces.synthetic import JOB_COLUMNS, carbon_free_fraction_from_ci, synthetic_carbon_intensity
@@ -44,6 +43,7 @@ from twin.facility.site import Site
 from twin.facility.weather import ClimateWeather, DiurnalWeather
 from twin.physics.weather import SITE_CLIMATES
 from twin.scenario import Scenario
+from twin.sim.clock import BlockEnvironment
 from twin.sim.control import FacilityControl
 from twin.sim.recorder import HostSeriesRecorder, Recorder
 from twin.sim.scheduling import BatchQueue
@@ -211,6 +211,11 @@ def _checked_jobs(jobs: pd.DataFrame, n_nodes: int, t0_s: float) -> pd.DataFrame
     return jobs.sort_values("submit_s", kind="stable").reset_index(drop=True)
 
 
+#: Most base ticks closed in one vectorised stretch of a block (bounds the (ticks, cohorts)
+#: energy arrays Tier 2 reads: 256 x 3 x 980 doubles = 6 MB).
+BLOCK_MAX_TICKS = 256
+
+
 class Engine:
     """One simulation run of a scenario, writing its series to ``folder``."""
 
@@ -224,7 +229,7 @@ class Engine:
         self.progress = progress
         fac = sc.facility
         warmup_s = sc.workload.warmup_h * 3600.0
-        self.env = simpy.Environment(initial_time=-warmup_s)
+        self.env = BlockEnvironment(initial_time=-warmup_s)
         if jobs is None:
             try:
                 self.workload = build_workload(sc)
@@ -309,6 +314,11 @@ class Engine:
         self.recorder: Recorder | None = None
         self.hosts: HostSeriesRecorder | None = None
         self.window_rows: list[tuple] = []
+        #: Block stepping between events (:meth:`try_block`); False forces one SimPy event per
+        #: base tick (the equality tests compare the two).
+        self.block_stepping = True
+        self.blocks = self.block_ticks = 0  # blocks taken, base ticks closed in them
+        self._block_fn = None
 
     def _progress(self, node: int) -> tuple[float, float]:
         """(work done on ``node``'s cohort so far [full-speed s], its speed now [-])."""
@@ -415,7 +425,95 @@ class Engine:
         grid = self._tick_grid_states(n, dt)
         n_slots = fleet.n_cohorts
         no_grid = (math.nan, 0.0)
-        for k in range(1, n + 1):
+
+        def book(row, k):
+            ci_h = row[i_ci] * dt / 3.6e6
+            self.co2_it_g += row[i_it] * ci_h
+            self.co2_facility_g += row[i_fac] * ci_h
+            rec.append(row + (grid[k - 1] if grid is not None else no_grid)
+                       + (n_slots - queue.n_free, queue.running, len(queue.waiting)))
+            if k % step == 0:
+                bar.update(step)
+
+        ctl = self.control
+        t2 = ctl is not None and ctl.tier2 is not None
+        blocks = (self.block_stepping and hosts is None and hasattr(env, "next_foreign_s")
+                  and float(dt).is_integer())
+        own = getattr(env, "own_timeout", env.timeout)
+        state = {"k": 0, "tick_s": -math.inf, "end_s": -math.inf}
+
+        def try_block():
+            """Close the base ticks (and Tier-2 periods) ahead up to the next foreign event in
+            a plain loop, without SimPy events: the same calls at the same times as the
+            per-tick path. Called by the tick and Tier 2 after their work at ``now``; runs
+            when both are done at ``now``. Returns the block's last time, or None."""
+            now = env.now
+            if state["tick_s"] != now or (t2 and ctl.tier2_done_s != now) or not float(now).is_integer():
+                return None
+            limit = env.next_foreign_s()
+            if not limit > now + dt:
+                return None
+            i = w_next[0]
+            while i < len(wins) and wins[i][1] <= now:
+                i += 1
+            w_next[0] = i
+            win_s = wins[i][0] if i < len(wins) else math.inf
+            k0 = k = state["k"]
+            t = now
+            per = ctl.cfg.tier2_period_s if t2 else 0.0
+            while k < n - 1:
+                # the times of the ticks ahead, as the per-tick path computes them, up to the
+                # first one that would reach the next foreign event, a log window or the end
+                times, tp, kk = [], t, k
+                settled_until = fleet.can_block_until()
+                while kk < n - 1 and len(times) < BLOCK_MAX_TICKS:
+                    t1 = (kk + 1) * dt                 # the tick loop's t1 for tick kk + 1
+                    if win_s < t1:                     # tick kk + 1 is logged at 100 ms
+                        break
+                    tn = tp + max(0.0, t1 - tp)        # SimPy's now + delay
+                    if not tn < limit or (t2 and tn != tp + per):
+                        break
+                    if not tn < settled_until:
+                        break
+                    times.append(tn)
+                    tp, kk = tn, kk + 1
+                if len(times) >= 2:                    # a settled stretch: vectorised
+                    gs, hs, g_c, h_c = fleet.advance_block(times, per_cohort=t2)
+                    rows = site.close_block(times, gs, hs)
+                    if t2:
+                        ctl.tier2_block(times, g_c, h_c)
+                    for row in rows:
+                        k += 1
+                        book(row, k)
+                    t = times[-1]
+                    continue
+                # one tick at a time (the fleet moving, or a rise due): the per-tick calls
+                t1 = (k + 1) * dt
+                if win_s < t1:
+                    break
+                tn = t + max(0.0, t1 - t)
+                if not tn < limit or (t2 and tn != t + per):
+                    break
+                row = site.close_tick(tn)
+                if t2:
+                    ctl.tier2_period(tn)
+                k += 1
+                book(row, k)
+                t = tn
+            if k == k0:
+                return None
+            state["k"], state["tick_s"], state["end_s"] = k, t, t
+            if t2:
+                ctl.tier2_block_end_s = t
+            self.blocks += 1
+            self.block_ticks += k - k0
+            return t
+
+        w_next = [0]
+        if blocks:
+            self._block_fn = try_block
+        k = 1
+        while k <= n:
             t0, t1 = (k - 1) * dt, k * dt
             while w < len(wins) and wins[w][1] <= t0:
                 w += 1
@@ -423,28 +521,36 @@ class Engine:
                 # inside an FFR log window: n_fine sub-ticks, each logged, aggregated to the base row
                 sub = []
                 for j in range(1, n_fine + 1):
-                    yield env.timeout(max(0.0, t0 + j * fine_dt - env.now))
+                    yield own(max(0.0, t0 + j * fine_dt - env.now))
                     r = site.close_tick(env.now)
                     sub.append(r)
                     # grid state (frequency, FFR flag) at t_q filled in by _window_grid_states
                     self.window_rows.append((env.now - fine_dt, w, r, env.now - 0.5 * fine_dt))
                 row = _aggregate_rows(sub)
             else:
-                yield env.timeout(max(0.0, t1 - env.now))
+                yield own(max(0.0, t1 - env.now))
+                if env.now <= state["end_s"]:   # this stretch was closed by a block Tier 2 ran
+                    k = state["k"] + 1
+                    continue
                 row = site.close_tick(env.now)
-            ci_h = row[i_ci] * dt / 3.6e6
-            self.co2_it_g += row[i_it] * ci_h
-            self.co2_facility_g += row[i_fac] * ci_h
-            rec.append(row + (grid[k - 1] if grid is not None else no_grid)
-                       + (n_slots - queue.n_free, queue.running, len(queue.waiting)))
+            book(row, k)
             if hosts is not None:
                 e = fleet.gpu_energy_j + fleet.host_energy_j
                 hosts.append((e - prev_e) / dt)
                 prev_e = e
-            if k % step == 0:
-                bar.update(step)
+            state["k"], state["tick_s"] = k, env.now
+            if blocks and try_block() is not None:
+                k = state["k"]
+            k += 1
+        self._block_fn = None
         bar.update(n - bar.n)
         site.close_run()
+
+    def try_block(self) -> float | None:
+        """Block stepping (docs/performance.md): close the base ticks and Tier-2 periods up
+        to the next foreign event now, if the tick and Tier 2 are both done at this instant;
+        the block's last time, or None. Tier 2's process calls it after each period."""
+        return self._block_fn() if self._block_fn is not None else None
 
     def _grid_states_at(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(frequency [Hz], 1.0 while an FFR support period is in force else 0.0) at the times

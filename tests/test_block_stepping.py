@@ -1,0 +1,202 @@
+"""Block stepping (docs/performance.md) must not change results, to the last bit.
+
+Between two SimPy events other than the base tick's and Tier 2's own timeouts, the engine
+closes the ticks and Tier-2 periods in a plain loop (``Engine.try_block``): settled
+stretches through ``GpuFleet.advance_block``, ``Site.close_block`` and one compiled Tier-2
+call (``HostPowerPredictor.step_block``), other ticks through the per-tick calls. The same
+run with ``Engine.block_stepping = False`` (one SimPy event per tick and per period) must
+give identical series and summaries; each block method must equal its per-tick original.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from twin.control.tier2_ar import HostPowerPredictor, RlsAr
+from twin.scenario import parse_scenario
+from twin.sim.clock import BlockEnvironment
+from twin.sim.engine import Engine
+from twin.sim.metrics import summarise
+
+BASE = {
+    "name": "blocks",
+    "start": "2025-07-15T00:00:00Z",
+    "duration_h": 2.0,
+    "base_tick_s": 1.0,
+    "seed": 11,
+    "facility": {"nodes": 20, "gpus_per_node": 4, "gpu_model": "V100-SXM2-16GB", "host_idle_w": 300.0,
+                 "host_busy_w": 650.0},
+    "cooling": {"model": "paper_eq4"},
+    "weather": {"model": "climate", "site": "IT"},
+    "workload": {"source": "synthetic", "offered_load": 0.8, "warmup_h": 2.0},
+    "grid": {"country": "IT", "carbon_source": "synthetic"},
+    "frequency": {"source": "synthetic", "ffr_dips": 2},
+    "control": {"tier2": "rls_ar", "ffr_gpu": "island", "tier1": "pid"},
+    "outputs": {"overview_png": False},
+}
+HOURLY = {"tier2": "rls_ar", "ffr_gpu": "island", "tier3": "pue_aware", "ffr_commitment_kw": 0.0,
+          "reserve_band": 0.2, "ffr_min_commitment_kw": 1.0, "scheduler": "carbon_aware"}
+# a stateful plant with the heat loop and a battery (the per-tick site calls in any block)
+DLC = {"cooling": {"model": "dlc_warm_water"},
+       "heat": {"model": "district_heating", "heat_pump_capacity_kw": 50.0, "annual_demand_mwh": 150.0,
+                "tank_volume_m3": 10.0, "tank_ua_w_per_k": 5.0, "meter_permanent_flow_m3_per_h": 1.0},
+       "battery": {"model": "lfp", "capacity_kwh": 25.0, "max_charge_kw": 25.0, "max_discharge_kw": 50.0,
+                   "ffr_reserve_kw": 20.0, "recharge_kw": 5.0}}
+
+
+def _run(folder, raw: dict, blocks: bool):
+    folder.mkdir()
+    eng = Engine(parse_scenario(json.loads(json.dumps(raw)), "blocks.toml"), folder)
+    eng.block_stepping = blocks
+    eng.run()
+    eng.site.ledger.check()
+    summary = summarise(eng, wall_s=1.0, peak_rss_mb=0.0, version="test")
+    frames = {f: pd.read_parquet(folder / f) for f in ("timeseries.parquet", "ffr_windows.parquet",
+                                                       "control_hourly.parquet") if (folder / f).exists()}
+    return eng, summary, frames
+
+
+def _numbers(x, path=""):
+    if isinstance(x, dict):
+        for k, v in x.items():
+            if k not in ("wall_s", "peak_rss_mb", "real_time_factor"):
+                yield from _numbers(v, f"{path}.{k}")
+    elif isinstance(x, list):
+        for i, v in enumerate(x):
+            yield from _numbers(v, f"{path}[{i}]")
+    else:
+        yield path, x
+
+
+@pytest.mark.parametrize("extra", [{}, {"control": HOURLY}, {"control": {}}, {"control": {}, "frequency": {}}],
+                         ids=["tier2_island_tier1", "tier3_scheduler", "island_off", "no_control_no_frequency"])
+def test_blocks_give_the_per_tick_results_bit_for_bit(tmp_path, extra):
+    raw = dict(BASE, **extra)
+    if "frequency" in extra and not extra["frequency"]:
+        raw.pop("frequency")
+    fast, s_fast, f_fast = _run(tmp_path / "blocks", raw, True)
+    slow, s_slow, f_slow = _run(tmp_path / "ticks", raw, False)
+    assert fast.blocks > 0 and fast.block_ticks > 0.5 * raw["duration_h"] * 3600  # most ticks in blocks
+    assert slow.blocks == 0 and next(fast.env._eid) < next(slow.env._eid)  # fewer SimPy events
+    assert f_fast.keys() == f_slow.keys()
+    for name in f_fast:
+        pd.testing.assert_frame_equal(f_fast[name], f_slow[name], check_exact=True)
+    a, b = dict(_numbers(s_fast)), dict(_numbers(s_slow))
+    assert a.keys() == b.keys()
+    for k, x in a.items():
+        assert x == b[k] or (isinstance(x, float) and math.isnan(x) and math.isnan(b[k])), (k, x, b[k])
+
+
+def test_blocks_with_a_stateful_plant_heat_loop_and_battery(tmp_path):
+    raw = {k: v for k, v in BASE.items() if k != "control"}
+    raw.update(DLC, duration_h=1.0, facility=dict(BASE["facility"], gpu_model="H100-SXM"))
+    try:
+        parse_scenario(json.loads(json.dumps(raw)), "blocks.toml")
+    except Exception as exc:  # noqa: BLE001 - the keys below must exist; say which one did not
+        pytest.fail(f"test scenario invalid: {exc}")
+    fast, s_fast, f_fast = _run(tmp_path / "blocks", raw, True)
+    slow, s_slow, f_slow = _run(tmp_path / "ticks", raw, False)
+    assert fast.block_ticks > 1800
+    pd.testing.assert_frame_equal(f_fast["timeseries.parquet"], f_slow["timeseries.parquet"], check_exact=True)
+    a, b = dict(_numbers(s_fast)), dict(_numbers(s_slow))
+    assert all(x == b[k] or (isinstance(x, float) and math.isnan(x) and math.isnan(b[k])) for k, x in a.items())
+
+
+def test_block_environment_sees_only_foreign_events():
+    env = BlockEnvironment()
+    assert env.next_foreign_s() == math.inf
+    env.own_timeout(1.0)
+    assert env.next_foreign_s() == math.inf           # own timeouts do not count
+    env.timeout(5.0)
+    ev = env.event()
+    assert env.next_foreign_s() == 5.0
+    ev.succeed()                                       # scheduled now: a foreign event at t=0
+    assert env.next_foreign_s() == 0.0
+    env.step()                                         # the own timeout is at 1, ev at 0: ev first
+    assert ev.processed and env.next_foreign_s() == 5.0
+    env.run(until=5.5)
+    assert env.next_foreign_s() >= 5.5                # the timeout at 5 s processed, dropped
+
+
+def _fleet():
+    from twin.facility.gpu_fleet import GpuFleet
+    from twin.physics.gpu import GPU_PROFILES
+
+    fleet = GpuFleet(GPU_PROFILES["V100-SXM2-16GB"], gpu_count=np.full(7, 4), host_count=np.ones(7), cap_w=300.0,
+                     host_idle_w=300.0, host_busy_w=650.0)
+    fleet.set_load(0.0, np.array([0, 2, 5]), gpu_util=[1.0, 0.4, 0.7], host_util=[1.0, 0.5, 0.2], workload=1)
+    fleet.advance_to(200.0)   # settled
+    return fleet
+
+
+@pytest.mark.parametrize("per_cohort", [True, False])
+def test_fleet_advance_block_equals_advance_to_and_reads(per_cohort):
+    a, b = _fleet(), _fleet()
+    assert a.can_block_until() > 1e9 and a._settled
+    times = [200.0 + k for k in range(1, 41)]
+    want_g, want_h, want_gc, want_hc = [], [], [], []
+    for t in times:
+        a.advance_to(t)
+        want_g.append(a.gpu_energy_total_j)
+        want_h.append(a.host_energy_total_j)
+        if per_cohort:
+            want_gc.append(a.gpu_energy_j.copy())
+            want_hc.append(a.host_energy_j.copy())
+    gs, hs, gc, hc = b.advance_block(times, per_cohort=per_cohort)
+    assert gs == want_g and hs == want_h
+    if per_cohort:
+        np.testing.assert_array_equal(gc, np.array(want_gc))
+        np.testing.assert_array_equal(hc, np.array(want_hc))
+        assert gc.flags.c_contiguous and hc.flags.c_contiguous
+    for name in ("gpu_energy_j", "host_energy_j", "progress_s"):
+        np.testing.assert_array_equal(getattr(b, name), getattr(a, name))
+    assert (b.t_s, b.work_node_s) == (a.t_s, a.work_node_s)
+
+
+def test_fleet_advance_block_refuses_a_moving_fleet_and_unordered_times():
+    f = _fleet()
+    with pytest.raises(ValueError, match="must increase"):
+        f.advance_block([201.0, 201.0], per_cohort=False)
+    f = _fleet()
+    f.set_cap(f.t_s, np.array([0]), np.array([200.0]))
+    f.advance_to(f.t_s + 0.01)
+    assert f.can_block_until() == -math.inf
+    with pytest.raises(ValueError, match="not settled"):
+        f.advance_block([f.t_s + 1.0], per_cohort=True)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_step_block_equals_step_row_by_row(backend):
+    pytest.importorskip("numba") if backend == "numba" else None
+    rng = np.random.default_rng(5)
+    n, k = 37, 25
+    hi = np.full(n, 2300.0)
+    a, b = (HostPowerPredictor(RlsAr(n, backend=backend), np.ones(n), 600.0, hi, 1.0) for _ in range(2))
+    e = np.zeros(n)
+    a.start(e)
+    b.start(e)
+    ra, rb = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    steps = np.cumsum(rng.uniform(900.0, 2200.0, (3 * k, n)), axis=0)
+    for r in range(k):   # per-step for both first (the first period sets the compiled arguments)
+        assert a.step(steps[r].copy(), steps[r].copy() * 0.0, ra, r > 2) == b.step(steps[r].copy(), steps[r] * 0.0, rb, r > 2)
+    ra[3] = rb[3] = True   # a reset pending at the block's first period
+    score = [r % 3 != 0 for r in range(k)]
+    want = [a.step(steps[k + r].copy(), np.zeros(n), ra, score[r]) for r in range(k)]
+    got = b.step_block(steps[k:2 * k], np.zeros((k, n)), rb, score)
+    assert got == want
+    np.testing.assert_array_equal(b.pred_w, a.pred_w)
+    np.testing.assert_array_equal(b.model.coef, a.model.coef)
+    assert not rb.any()
+    bad = steps[2 * k:2 * k + 4].copy()
+    bad[2, 5] = np.nan   # refused at row 2: rows 0-1 done, as step row by row would
+    for r in range(2):
+        a.step(bad[r].copy(), np.zeros(n), ra, True)
+    with pytest.raises(ValueError, match="not finite"):
+        b.step_block(bad, np.zeros((4, n)), rb, [True] * 4)
+    np.testing.assert_array_equal(b.model.coef, a.model.coef)
