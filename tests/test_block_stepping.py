@@ -74,8 +74,15 @@ def _numbers(x, path=""):
         yield path, x
 
 
-@pytest.mark.parametrize("extra", [{}, {"control": HOURLY}, {"control": {}}, {"control": {}, "frequency": {}}],
-                         ids=["tier2_island_tier1", "tier3_scheduler", "island_off", "no_control_no_frequency"])
+# 20 nodes x 650 W + 80 V100 at 300 W = 37 kW design IT: 4 circuits of 12.5 kW, N+1 transformers, UPS
+DIST = {"circuits": 4, "circuit_capacity_mw": 0.0125, "circuits_per_pdu": 2, "transformer_mva": 0.06,
+        "ups_mw": 0.05}
+
+
+@pytest.mark.parametrize("extra", [{}, {"control": HOURLY}, {"control": {}}, {"control": {}, "frequency": {}},
+                                   {"distribution": DIST}],
+                         ids=["tier2_island_tier1", "tier3_scheduler", "island_off", "no_control_no_frequency",
+                              "distribution_losses"])
 def test_blocks_give_the_per_tick_results_bit_for_bit(tmp_path, extra):
     raw = dict(BASE, **extra)
     if "frequency" in extra and not extra["frequency"]:
@@ -87,6 +94,8 @@ def test_blocks_give_the_per_tick_results_bit_for_bit(tmp_path, extra):
     assert f_fast.keys() == f_slow.keys()
     for name in f_fast:
         pd.testing.assert_frame_equal(f_fast[name], f_slow[name], check_exact=True)
+    if "distribution" in extra:   # the losses are in the rows (Site._eq4_rows' per-tick curve)
+        assert f_fast["timeseries.parquet"]["distribution_loss_w"].gt(0).all()
     a, b = dict(_numbers(s_fast)), dict(_numbers(s_slow))
     assert a.keys() == b.keys()
     for k, x in a.items():
@@ -200,3 +209,26 @@ def test_step_block_equals_step_row_by_row(backend):
     with pytest.raises(ValueError, match="not finite"):
         b.step_block(bad, np.zeros((4, n)), rb, [True] * 4)
     np.testing.assert_array_equal(b.model.coef, a.model.coef)
+
+
+def test_eq4_step_arrays_equal_step_values_tick_by_tick():
+    from twin.facility.cooling_plant import make_cooling_model
+
+    rng = np.random.default_rng(3)
+    plant = make_cooling_model("paper_eq4", {}, 1.0e6)
+    n = 4000
+    dt = rng.choice([1.0, 0.1, 60.0], n)
+    it_w = np.concatenate([[0.0, 1.0e6, 2.0e6], rng.uniform(0.0, 1.3e6, n - 3)])
+    db = rng.uniform(-20.0, 45.0, n)
+    wb = db - rng.uniform(0.0, 15.0, n)   # the free-cooling ramp, full and none
+    got = plant.step_arrays(dt, it_w, db, wb)
+    assert got is not None
+    ch, pump, fan, rej, f, misc = got
+    for i in range(n):
+        v = plant.step_values(float(dt[i]), float(it_w[i]), float(db[i]), float(wb[i]))
+        assert (ch[i], pump[i], fan[i], rej[i], f[i], misc) == (v[0], v[1], v[2], v[3], v[7], v[10]), i
+    assert 0.0 < f.mean() < 1.0 and (f == 1.0).any() and (f == 0.0).any()
+    bad = wb.copy()
+    bad[7] = db[7] + 1.0   # wet bulb above dry bulb: outside the scalar path
+    assert plant.step_arrays(dt, it_w, db, bad) is None
+    assert plant.step_arrays(dt, np.where(np.arange(n) == 3, np.nan, it_w), db, wb) is None

@@ -40,6 +40,20 @@ class EnergyLedger:
     def add_out(self, name: str, energy_j: float) -> None:
         self.outflows[name] = self.outflows.get(name, 0.0) + energy_j
 
+    def add_in_each(self, name: str, energies_j) -> None:
+        """:meth:`add_in` for each of ``energies_j`` in turn (the same additions, in order)."""
+        acc = self.inflows.get(name, 0.0)
+        for e in energies_j:
+            acc += e
+        self.inflows[name] = acc
+
+    def add_out_each(self, name: str, energies_j) -> None:
+        """:meth:`add_out` for each of ``energies_j`` in turn (the same additions, in order)."""
+        acc = self.outflows.get(name, 0.0)
+        for e in energies_j:
+            acc += e
+        self.outflows[name] = acc
+
     @property
     def total_in_j(self) -> float:
         return sum(self.inflows.values())

@@ -42,6 +42,8 @@ from dataclasses import asdict, dataclass, fields, replace
 from types import MappingProxyType
 from typing import NamedTuple, Protocol, runtime_checkable
 
+import numpy as np
+
 from twin.physics.chiller import DOE2_CENTRIFUGAL_5_50_COP, capft, condenser_heat_w, eir_chiller
 from twin.physics.coolant_loop import loop_equilibrium_c, loop_heat_capacity_j_per_k, loop_step
 from twin.physics.cooling import (
@@ -491,6 +493,35 @@ class PaperEq4Plant:
         if floats is not None:
             return self.step_values(*floats)
         return _values(self._step_reference(dt_s, it_heat_w, dry_bulb_c, wet_bulb_c))
+
+    def step_arrays(self, dt_s: np.ndarray, it_heat_w: np.ndarray, dry_bulb_c: np.ndarray, wet_bulb_c: np.ndarray):
+        """:meth:`step_values` for consecutive ticks at once (the site's block stepping):
+        ``(chiller_w, pump_w, fan_w, heat_rejected_w, free_cooling_fraction, misc_w)``, the
+        first five per tick (pump and fan as lists). The scalar path's operations on float64
+        arrays (+, -, *, / elementwise are the same IEEE operations) and Python's ``**`` for
+        the affinity laws, as there: the same numbers. None when some tick is outside the
+        scalar path's conditions (the caller steps tick by tick, and the checks raise)."""
+        with np.errstate(invalid="ignore"):   # NaN fails every condition
+            ok = ((dt_s > 0.0) & (dt_s < _INF) & (it_heat_w >= 0.0) & (it_heat_w < _INF) & (dry_bulb_c >= -80.0)
+                  & (dry_bulb_c <= 70.0) & (wet_bulb_c > -_INF) & (wet_bulb_c <= dry_bulb_c + 1e-9))
+        if not ok.all():
+            return None
+        consts = self._consts
+        if consts[0] is not self.params or consts[1] is not self.design_it_power_w:
+            consts = self._consts = self._per_tick_constants()
+        _p, design, zero_at, full_at, cop, pump_w, pump_min, pump_n, fan_w, fan_min, fan_n, misc_w = consts
+        x = it_heat_w / design
+        above_full_k = wet_bulb_c - full_at
+        below_zero_k = zero_at - dry_bulb_c
+        f = np.where(above_full_k <= 0.0, 1.0, 0.0)
+        np.divide(below_zero_k, above_full_k + below_zero_k, out=f, where=(above_full_k > 0.0) & (below_zero_k > 0.0))
+        g = 1.0 - f
+        mech_heat_w = g * it_heat_w
+        p_chiller = mech_heat_w / cop
+        pump = [pump_w * v ** pump_n for v in np.maximum(x, pump_min).tolist()]
+        fan = [fan_w * v ** fan_n for v in np.maximum(x, fan_min).tolist()]
+        q_cond = condenser_heat_w(p_chiller, mech_heat_w)
+        return p_chiller, pump, fan, q_cond + f * it_heat_w + np.array(pump) + np.array(fan), f, misc_w
 
     def _step_reference(self, dt_s, it_heat_w, dry_bulb_c, wet_bulb_c) -> CoolingFlows:
         """The tick through the vectorised physics functions (any input types)."""

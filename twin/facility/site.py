@@ -25,12 +25,15 @@ each from the component that owns it.
 from __future__ import annotations
 
 import math
+from itertools import repeat
 from typing import Callable
+
+import numpy as np
 
 from twin.control.battery_dispatch import BatteryDispatcher
 from twin.facility.balance import EnergyLedger
 from twin.facility.battery import Battery
-from twin.facility.cooling_plant import CoolingModel, values_step
+from twin.facility.cooling_plant import CoolingModel, PaperEq4Plant, values_step
 from twin.facility.distribution import EvenSpreadLossCurve
 from twin.facility.gpu_fleet import GpuFleet
 from twin.facility.grid import CarbonSignal
@@ -122,6 +125,10 @@ class Site:
         # the plants of this package give their flows as a plain tuple (no CoolingFlows per tick);
         # decided here: the plant's step is not replaced after the site is built
         self._cooling_values = values_step(cooling)
+        # block rows vectorised (_eq4_rows): the paper_eq4 plant's scalar path, no heat loop
+        # or battery (their state steps tick by tick)
+        self._eq4_block = (type(cooling) is PaperEq4Plant and self._cooling_values is not None
+                           and heat is None and battery is None)
 
     def open_at(self, t_s: float) -> None:
         """Start accounting at ``t_s`` (energy before it is not counted).
@@ -155,6 +162,10 @@ class Site:
         """The rows :meth:`close_tick` returns for ticks ending at each of ``times_s``
         (increasing), given the fleet's cumulative GPU and host energy totals at those times
         (:meth:`GpuFleet.advance_block`, which has advanced the fleet already)."""
+        if self._eq4_block and len(times_s) > 1:
+            rows = self._eq4_rows(times_s, gpu_total_j, host_total_j)
+            if rows is not None:
+                return rows
         rows = []
         for t1_s, g, h in zip(times_s, gpu_total_j, host_total_j):
             t0_s = self._t_s
@@ -162,6 +173,83 @@ class Site:
             if not dt > 0:
                 raise ValueError(f"tick must have positive length: from {t0_s} s to {t1_s} s")
             rows.append(self._close(t0_s, t1_s, float(dt), g, h))
+        return rows
+
+    def _eq4_rows(self, times_s, gpu_total_j, host_total_j) -> list[tuple] | None:
+        """:meth:`close_block`'s rows for the ``paper_eq4`` plant's scalar path without heat
+        loop or battery, over the whole block at once: :meth:`_close`'s and
+        ``PaperEq4Plant.step_values``' arithmetic on numpy arrays (+, -, *, / are the same
+        IEEE operations elementwise), the affinity laws' powers, weather, carbon and the
+        distribution curve per tick in Python as there, the ledger terms added tick by tick
+        in order: the same numbers (``tests/test_block_stepping.py``). None (nothing
+        changed) when a tick is outside the plant's scalar path; the caller then goes tick
+        by tick (and the plant raises where it must)."""
+        t = np.array([self._t_s, *times_s], dtype=float)
+        g = np.array([self._gpu_e_j, *gpu_total_j], dtype=float)
+        h = np.array([self._host_e_j, *host_total_j], dtype=float)
+        t0 = t[:-1]
+        dt, gpu_j, host_j = t[1:] - t0, g[1:] - g[:-1], h[1:] - h[:-1]
+        it_w = (gpu_j + host_j) / dt
+        t_mid = (t0 + 0.5 * dt).tolist()
+        temps = self.weather.temperatures_c
+        dbl, wbl = zip(*[temps(x) for x in t_mid])
+        db, wb = np.array(dbl, dtype=float), np.array(wbl, dtype=float)
+        flows = self.cooling.step_arrays(dt, it_w, db, wb)
+        if flows is None:
+            return None
+        p_chiller, pump, fan, rejected_w, f, misc_w = flows
+        p_pump, p_fan = np.array(pump), np.array(fan)
+        cooling_w = p_chiller + p_pump + p_fan
+        site_w = it_w + cooling_w + misc_w + 0.0
+        k = dt.size
+        led = self.ledger
+        dist = repeat(math.nan, k)
+        if self.distribution is not None:
+            at = self.distribution.at
+            it_l, dt_l = it_w.tolist(), dt.tolist()
+            losses = []
+            for w, d in zip(it_l, dt_l):
+                dist_w, psu_w, pf, thd = at(w)
+                losses.append(dist_w)
+                led.add_in("distribution_electricity", dist_w * d)
+                led.add_out("distribution_losses", dist_w * d)
+                meter_j = (w + dist_w) * d
+                self.dist_loss_j += dist_w * d
+                self.dist_psu_loss_j += psu_w * d
+                self.dist_meter_j += meter_j
+                self.dist_pf_weighted_j += pf * meter_j
+                self.dist_thd_weighted_j += thd * meter_j
+                self.dist_pf_min = min(self.dist_pf_min, pf)
+            site_w = site_w + np.array(losses)
+            dist = losses
+        grid_w = site_w + 0.0
+        misc_j = misc_w * dt
+        led.add_in_each("it_electricity", (gpu_j + host_j).tolist())
+        led.add_in_each("cooling_electricity", (cooling_w * dt).tolist())
+        led.add_in_each("misc_electricity", misc_j.tolist())
+        led.add_out_each("heat_rejected", (rejected_w * dt).tolist())
+        led.add_out_each("coolant_stored", repeat(0.0, k))
+        led.add_out_each("misc_losses", misc_j.tolist())
+        both = self.carbon.both_at
+        cil, cffl = zip(*[both(x) for x in t_mid])
+        ci, cff = np.array(cil, dtype=float), np.array(cffl, dtype=float)
+        grid_j = grid_w * dt
+        acc = self.grid_carbon_free_j
+        for e in (grid_j * cff).tolist():
+            acc += e
+        self.grid_carbon_free_j = acc
+        with np.errstate(divide="ignore", invalid="ignore"):
+            pue = np.where(it_w > 0, site_w / it_w, math.nan)
+        nan, zero = repeat(math.nan), repeat(0.0)
+        rows = list(zip(
+            it_w.tolist(), (gpu_j / dt).tolist(), (host_j / dt).tolist(), site_w.tolist(), grid_w.tolist(),
+            p_chiller.tolist(), pump, fan, repeat(misc_w), zero,
+            dist, zero, nan,
+            pue.tolist(), f.tolist(), dbl, wbl, nan, nan, rejected_w.tolist(),
+            zero, zero, nan, nan,
+            cil, cffl, (grid_j / J_PER_KWH * ci).tolist(),
+        ))
+        self._t_s, self._gpu_e_j, self._host_e_j = times_s[-1], float(g[-1]), float(h[-1])
         return rows
 
     def _close(self, t0_s, t1_s, dt: float, gpu_e_j: float, host_e_j: float) -> tuple[float, ...]:
