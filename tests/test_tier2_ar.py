@@ -313,6 +313,117 @@ def test_numba_backend_agrees_with_numpy(order, intercept, forgetting):
     assert partial >= 25 * (order - 1)     # 26 resets, each leaves order-1 ticks partly ready
 
 
+def _tick_both(kernels, a, b, y, k, theta0_j, c):
+    """One tick of the general kernel + prediction on ``a`` and of the m = 5 one on ``b``."""
+    tick, predict, tick5 = kernels
+    j = k % 5
+    pred_b = np.full(a.n_series, -7.0)
+    ra = tick(a._theta, a._p, a._lags, a._count, y, j, a.forgetting, c, theta0_j, True, a._tri)
+    rb = tick5(b._theta, b._p, b._lags, b._count, y, j, b.forgetting, c, theta0_j, pred_b)
+    return ra, rb, (predict(a._theta, a._lags, a._count, True) if ra < 0 else None), pred_b
+
+
+def _assert_same_bits(x, y):
+    np.testing.assert_array_equal(x, y)                     # values, NaN where NaN
+    np.testing.assert_array_equal(np.signbit(x), np.signbit(y))   # and the sign of zeros
+
+
+def _check_tick5_against_general(kernels, n, ticks, forgetting, seed):
+    rng = np.random.default_rng(seed)
+    a, b = (RlsAr(n, forgetting=forgetting, backend="numba") for _ in range(2))
+    c = 1.0 / a._prior_w if a._prior_w > 0 else np.inf      # forgetting 1: no prior step
+    scale = 10.0 ** rng.uniform(-1.0, 3.0, n)               # utilisation to watts
+    x = np.zeros((4, n))
+    for k in range(ticks):
+        x = np.vstack([0.3 + PHI_A @ x + rng.normal(0.0, 0.1, n), x[:-1]])
+        y = scale * x[0]
+        y[::5] = 250.0                                      # some series constant (unexcited)
+        if k % 23 == 11:                                    # resets: partly ready ticks follow
+            idx = rng.choice(n, max(1, n // 4), replace=False)
+            a.reset(idx)
+            b.reset(idx)
+        theta0_j = float(a._theta0[k % 5]) if k % 7 else rng.normal()   # any θ0_j
+        ra, rb, pred_a, pred_b = _tick_both(kernels, a, b, y, k, theta0_j, c)
+        assert ra == rb == -1
+        for xa, xb in ((a._theta, b._theta), (a._p, b._p), (a._lags, b._lags), (a._count, b._count),
+                       (pred_a, pred_b)):
+            _assert_same_bits(xa, xb)
+    return a, b, c
+
+
+@needs_numba
+@pytest.mark.parametrize("n", [1, 7, 100, 980])
+@pytest.mark.parametrize("forgetting", [FORGETTING_60S, 1.0])
+def test_m5_kernel_equals_the_general_kernel_bit_for_bit(n, forgetting):
+    # the compiled one-pass kernel for order 4 + intercept against the compiled general tick
+    # followed by the compiled prediction: every θ, P entry, lag, count and prediction equal
+    # to the last bit (and the sign of zeros) over 160 ticks, every j, on series from 0.1 to
+    # 1e3 in scale, some constant, with resets every 23 ticks (series warming up) and blocks
+    # of the kernel's scratch full, partial (n = 980: 7 full + 84) or one series; forgetting 1
+    # is the case without prior step (c = inf)
+    k = tier2_ar._numba_kernels()
+    a, b, c = _check_tick5_against_general((k[0], k[1], k[3]), n, 160, forgetting, seed=n)
+    # a non-finite sample: both report the first bad index and change nothing
+    state = [z.copy() for z in (b._theta, b._p, b._lags, b._count)]
+    for bad in ([0], [n - 1], [n // 2, n - 1]):
+        y = np.ones(n)
+        y[bad] = [np.nan, np.inf][:len(bad)] if len(bad) > 1 else [-np.inf]
+        ra, rb, _, _ = _tick_both((k[0], k[1], k[3]), a, b, y, 3, 0.0, c)
+        assert ra == rb == bad[0]
+        for before, after in zip(state, (b._theta, b._p, b._lags, b._count)):
+            np.testing.assert_array_equal(after, before)
+
+
+def test_m5_kernel_plain_python_equals_the_general_one():
+    # the same check without numba, on the plain Python functions (a few ticks of 7 series)
+    kernels = (tier2_ar._tick_soa, tier2_ar._predict_soa, tier2_ar._tick5_soa)
+    rng = np.random.default_rng(2)
+    n = 7
+    a, b = (RlsAr(n, backend="numpy") for _ in range(2))
+    for m in (a, b):   # the numba backend's layout, built by hand (numba may be missing)
+        iu = np.triu_indices(5)
+        m._tri = np.zeros((5, 5), dtype=np.int64)
+        m._tri[iu] = m._tri.T[iu] = np.arange(15)
+        m._theta, m._lags = np.ascontiguousarray(m._theta.T), np.ascontiguousarray(m._lags.T)
+        m._p = np.repeat((DELTA * np.eye(5))[iu][:, None], n, axis=1)
+    for k in range(12):
+        ra, rb, pred_a, pred_b = _tick_both(kernels, a, b, rng.normal(1.0, 0.3, n), k, float(k % 5 == 0),
+                                            1.0 / a._prior_w)
+        assert ra == rb == -1
+        for xa, xb in ((a._theta, b._theta), (a._p, b._p), (a._lags, b._lags), (pred_a, pred_b)):
+            _assert_same_bits(xa, xb)
+
+
+@pytest.mark.parametrize("order, intercept, uses_m5", [(4, True, True), (4, False, False), (3, True, False)])
+def test_the_m5_kernel_is_used_for_the_default_model_only(monkeypatch, order, intercept, uses_m5):
+    # RlsAr.update (numba) and the period of HostPowerPredictor (_power_tick_soa, here run as
+    # plain Python) call the one-pass kernel for order 4 + intercept, the general one otherwise
+    calls = []
+
+    def spy(name, fn):
+        def wrapped(*args):
+            calls.append(name)
+            return fn(*args)
+        return wrapped
+
+    tick, tick5 = spy("general", tier2_ar._tick_soa), spy("m5", tier2_ar._tick5_soa)
+    monkeypatch.setattr(tier2_ar, "_tick_kernel", tick)
+    monkeypatch.setattr(tier2_ar, "_tick5_kernel", tick5)
+    monkeypatch.setattr(tier2_ar, "_numba_kernels", lambda: (tick, tier2_ar._predict_soa, None, tick5))
+    model = RlsAr(3, order=order, intercept=intercept, backend="numba")
+    model.update(np.ones(3))
+    assert calls == ["m5" if uses_m5 else "general"]
+    calls.clear()
+    hp = HostPowerPredictor(model, np.ones(3), 100.0, 200.0, 1.0)
+    hp.start(np.zeros(3))
+    args = [model._theta, model._p, model._lags, model._count, 0, model.forgetting, 1.0 / model._prior_w,
+            model._theta0, model.intercept, model._tri, model._p0_packed, np.full(3, 150.0), np.zeros(3),
+            hp._prev_j, 1.0, hp.n_hosts, hp.lo_w, hp.hi_w, np.zeros(3, dtype=bool), np.zeros(3), np.zeros(3),
+            False, np.zeros(3)]
+    assert tier2_ar._power_tick_soa(*args) == -1
+    assert calls == ["m5" if uses_m5 else "general"]
+
+
 def test_backend_choice_fallback_and_errors(monkeypatch):
     assert RlsAr(2, backend="numpy").backend == "numpy"
     assert RlsAr(2).backend == ("numpy" if NO_NUMBA else "numba")
@@ -405,18 +516,20 @@ def _glue_period(model, prev_j, gpu_j, host_j, period_s, n_hosts, lo_w, hi_w, re
     return e, (y, np.clip(model.predict() * hi_w, lo_w, hi_w)), sums
 
 
-@pytest.mark.parametrize("n", [3, 37, 980])
-def test_host_power_predictor_equals_the_numpy_glue_bit_for_bit(backend, n):
+@pytest.mark.parametrize("n, model", [(3, {}), (37, {}), (980, {}), (37, {"order": 3}),
+                                        (37, {"intercept": False})])
+def test_host_power_predictor_equals_the_numpy_glue_bit_for_bit(backend, n, model):
     # HostPowerPredictor (one compiled call per period with numba) against the same period
     # written out with numpy around an RlsAr of the same backend: identical to the last bit
     # (the kernel runs the same operations in the same order, its sums are numpy's pairwise
-    # summation), with resets every 13 periods and hosts of two sizes.
+    # summation), with resets every 13 periods and hosts of two sizes; the default model
+    # (numba: the one-pass kernel, its prediction against RlsAr.predict's) and two others.
     rng = np.random.default_rng(5)
     n_hosts = np.where(np.arange(n) % 3 == 0, 100.0, 1.0)
     hi_w = 2000.0 + 10.0 * np.arange(n) % 7
     lo_w = 0.3 * hi_w
-    fast = HostPowerPredictor(RlsAr(n, backend=backend), n_hosts, lo_w, hi_w, 1.0)
-    ref = RlsAr(n, backend=backend)
+    fast = HostPowerPredictor(RlsAr(n, backend=backend, **model), n_hosts, lo_w, hi_w, 1.0)
+    ref = RlsAr(n, backend=backend, **model)
     gpu_j, host_j = rng.uniform(0, 1e3, n), rng.uniform(0, 1e3, n)
     fast.start(gpu_j + host_j)
     prev, last = gpu_j + host_j, None
