@@ -456,3 +456,72 @@ def test_setpoints_change_only_through_wake():
         ctl.setpoint_w[1] = 220.0  # read-only: a silent edit would bypass the cached masks
     ctl.wake([np.nan, 220.0])
     assert np.isnan(ctl.setpoint_w[0]) and ctl.setpoint_w[1] == 220.0 and not ctl.setpoint_w.flags.writeable
+
+
+class LoggingPlant(DriftPlant):
+    """:class:`DriftPlant` that also logs its reads, into a log shared with other processes."""
+
+    def __init__(self, env, demand_w, log):
+        super().__init__(env, demand_w)
+        self.log = log
+
+    def read_power_w(self):
+        self.log.append(("read", self.env.now))
+        return super().read_power_w()
+
+    def set_power_cap_w(self, cohorts, cap_w):
+        self.log.append(("write", self.env.now))
+        super().set_power_cap_w(cohorts, cap_w)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_sleep_keeps_the_event_order_at_equal_times(seed):
+    """The sleep's bell (wake event or timeout, then the bell) against ``env.any_of``: other
+    processes act at exactly the instants of watch polls and ticks (binary-exact periods), some
+    created before and some after the controller's timeout; the interleaving must not change."""
+    params = replace(P, tick_s=1.0 / 256.0, watch_period_s=0.125)
+    n = 6
+
+    def run(cls):
+        log = []
+        env = simpy.Environment()
+        rng = np.random.default_rng(seed)
+        plant = LoggingPlant(env, rng.uniform(150.0, 320.0, n), log)
+        ctl = cls(env, plant, params, setpoint_w=rng.uniform(160.0, 290.0, n))
+
+        def drift(period, tag):  # acts at poll and tick instants (and wakes there)
+            while True:
+                yield env.timeout(period)
+                plant._advance()
+                plant.demand_w = plant.demand_w + rng.normal(0.0, 0.5, n)
+                log.append((tag, env.now, ctl.awake))
+                if rng.random() < 0.05:
+                    sp = rng.uniform(160.0, 290.0, n)
+                    if rng.random() < 0.3:
+                        sp[:] = np.nan
+                    ctl.wake(sp)
+                    log.append(("wake", env.now))
+
+        def zero_delay():  # an event at the same instant, scheduled while the poll's timeout waits
+            while True:
+                yield env.timeout(0.125 * rng.integers(1, 8))
+                yield env.timeout(0.0)
+                log.append(("zero", env.now, ctl.awake))
+
+        env.process(drift(0.125, "a"))
+        env.process(drift(0.5, "b"))
+        env.process(drift(params.tick_s * 16, "c"))
+        env.process(zero_delay())
+        env.run(until=20.0)
+        return ctl, plant, log
+
+    (ca, pa, la), (cb, pb, lb) = run(Tier1Controller), run(RefController)
+    assert ca.watch_polls > 20 and ca.windows > 3
+    assert la == lb
+    assert_same_run((ca, pa), (cb, pb))
+
+
+def test_lag_decays_are_numpys_exp_of_the_taus():
+    for params in PARAMS:
+        taus = np.array([params.model_tau_down_s, params.model_tau_up_s])
+        assert_same_bits(np.array(params.lag_decays), np.exp(-params.tick_s / taus))

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
 import simpy
@@ -143,6 +144,13 @@ class PidParams:
         if not (math.isfinite(self.temp_limit_c) and math.isfinite(self.ambient_c)):
             raise ValueError(f"temp_limit_c = {self.temp_limit_c!r}, ambient_c = {self.ambient_c!r}: expected finite °C")
 
+    @cached_property
+    def lag_decays(self) -> tuple[float, float]:
+        """``exp(-tick_s / model_tau_down_s), exp(-tick_s / model_tau_up_s)`` [-]: the lag
+        model's decay over one tick (numpy's exp, as on an array of taus)."""
+        a = np.exp(np.array([-self.tick_s / self.model_tau_down_s, -self.tick_s / self.model_tau_up_s]))
+        return float(a[0]), float(a[1])
+
     @classmethod
     def for_profile(cls, profile: GpuProfile, **overrides) -> PidParams:
         """Defaults with the thermal RC and the cap-step dynamics of ``profile`` (``overrides`` win)."""
@@ -216,9 +224,11 @@ def lag_model_step(model_w, force_w, pending_w, pending_s, command_w, params: Pi
         force_w = np.where(due, v, force_w)
         pending_s = np.where(rising & ~due, pending_s, 0.0)
     else:  # no raise (the common tick): nothing pending, the same values as above
-        pending_s, pending_w = np.zeros(rising.shape), np.full(rising.shape, np.nan)
-    tau = np.where(force_w < model_w, params.model_tau_down_s, params.model_tau_up_s)
-    model_w = force_w + (model_w - force_w) * np.exp(-ts / tau)
+        pending_s, pending_w = np.zeros(rising.shape), np.empty(rising.shape)
+        pending_w.fill(np.nan)
+    # exp(-ts / tau), tau = tau_down where the command in force is below the model, else
+    # tau_up: numpy's exp of the two exponents, picked per cohort (elementwise: the same values)
+    model_w = force_w + (model_w - force_w) * np.where(force_w < model_w, *params.lag_decays)
     return model_w, force_w, pending_w, pending_s
 
 
@@ -247,6 +257,22 @@ def pid_step(state: PidState, setpoint_w, measured_w, min_w, max_w, params: PidP
         Output saturation per cohort [W] (power-limit range, or the thermal fallback).
     params : PidParams
     """
+    return _pid_step(state, setpoint_w, measured_w, min_w, max_w, params)
+
+
+def _setpoint_terms(setpoint_w: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(r_old, finite)`` of :func:`pid_step`'s rescaling for a previous setpoint array:
+    ``r_old`` NaN where the setpoint is not > 0, ``finite`` its finite mask (None: all finite)."""
+    r_old = np.where(setpoint_w > 0, setpoint_w, np.nan)
+    finite = np.isfinite(r_old)
+    return r_old, None if np.count_nonzero(finite) == finite.size else finite
+
+
+def _pid_step(state: PidState, setpoint_w, measured_w, min_w, max_w, params: PidParams,
+              ff_w=None, old_terms=None, rest=None) -> tuple[PidState, np.ndarray]:
+    """:func:`pid_step`, optionally given terms a caller keeps per array (the same values):
+    ``ff_w``, ``r / eta_ff`` of this ``setpoint_w``; ``old_terms``, :func:`_setpoint_terms`
+    of ``state.setpoint_w``; ``rest``, :func:`model_at_rest` of ``state``."""
     # (per-call cost: ufunc and ndarray methods, not the fromnumeric wrappers; the masks
     # where no cohort or every cohort starts a window skip their np.where: same values)
     r = np.asarray(setpoint_w, dtype=float)
@@ -260,7 +286,7 @@ def pid_step(state: PidState, setpoint_w, measured_w, min_w, max_w, params: PidP
     if any_first and not all_first:
         d = np.where(first, 0.0, d)
     pushing_up = e > 0
-    base = r / eta + np.where(pushing_up, params.kp, params.kp_down) * e + d
+    base = (r / eta if ff_w is None else ff_w) + np.where(pushing_up, params.kp, params.kp_down) * e + d
     # the lag model starts a window at rest on its last command (the plant settled, or
     # pushed in vain, while the controller slept); with no model yet, at rest on y
     if state.model_w is None:
@@ -275,15 +301,19 @@ def pid_step(state: PidState, setpoint_w, measured_w, min_w, max_w, params: PidP
     if state.setpoint_w is not None:
         # a new setpoint: the offset scales with the level; a step down sheds the part above
         # the feedforward (near a workload's uncapped power, where the lower level is not)
-        r_old = np.where(state.setpoint_w > 0, state.setpoint_w, np.nan)
-        integral = np.where(np.isfinite(r_old), integral * r / r_old, integral)
-        down = r < r_old
-        if np.count_nonzero(down):
-            integral = np.where(down, np.minimum(integral, 0.0), integral)
+        r_old, finite = _setpoint_terms(state.setpoint_w) if old_terms is None else old_terms
+        scaled = integral * r / r_old
+        integral = scaled if finite is None else np.where(finite, scaled, integral)
+        if state.setpoint_w is not r:  # (the same array: no step down)
+            down = r < r_old
+            if np.count_nonzero(down):
+                integral = np.where(down, np.minimum(integral, 0.0), integral)
     # integrate only errors the model does not explain: it has answered the last command
     # and this tick's command (I held) starts no new transient (model_at_rest, inline)
     command_w = eta * ((base + integral).clip(min_w, max_w) - integral)
-    quiet = (model[3] <= 0) & (np.abs(model[0] - model[1]) <= band) & (np.abs(command_w - model[1]) <= band)
+    if rest is None or any_first or state.model_w is None:  # (rest: the state's model, unchanged)
+        rest = (model[3] <= 0) & (np.abs(model[0] - model[1]) <= band)
+    quiet = rest & (np.abs(command_w - model[1]) <= band)
     trial = integral + params.ki * ts * e
     # anti-windup: integrate the output up to a limit in the direction e pushes, not past it
     trial = np.where(pushing_up, np.minimum(trial, np.maximum(integral, max_w - base)),
@@ -411,7 +441,8 @@ class Tier1Controller:
         self.state = PidState.zeros(n)
         self.temp_c = None if initial_temp_c is None else np.broadcast_to(
             np.asarray(initial_temp_c, dtype=float), (n,)).copy()
-        self.hot = np.zeros(n, dtype=bool)
+        self.hot = self._cold = np.zeros(n, dtype=bool)  # _cold: self.hot while known all False
+        self._cap_ok_hi = None  # an upper cap limit no cap in _cap_w exceeds (None: not known)
         self.ticks = self.writes = self.cohort_writes = self.windows = self.watch_polls = 0
         self.awake = False
         self._cap_w = np.full(n, np.nan)  # last cap read or written
@@ -419,8 +450,11 @@ class Tier1Controller:
         self._ref_w = np.full(n, np.nan)
         self._ref_cap_w = np.full(n, np.nan)
         self._t_meas = self._p_meas = self._temp_ss_c = None
-        self._masks_of = self._masks = None
-        self._wake_event = env.event()
+        self._masks_of = self._masks = self._sp_terms = None
+        self._rest_of = self._rest = None  # model_at_rest of a state
+        self._decay_dt_s, self._decay = math.nan, 1.0  # exp(-dt / tau_th) of the last reading's dt
+        self._bell = self._timer = None  # the sleeping process's event, and its timeout
+        self._wake_event = self._new_wake_event()
         if setpoint_w is not None:
             self._wake_event.succeed()
         self.process = env.process(self._run())
@@ -448,23 +482,49 @@ class Tier1Controller:
             n_ctrl = np.count_nonzero(ctrl)
             self._masks = (ctrl, n_ctrl == ctrl.size, n_ctrl > 0, self.params.settle_band_frac * np.abs(sp))
             self._masks_of = sp
+            self._sp_terms = None  # (r / eta_ff, _setpoint_terms) of sp, made at its first tick
         return self._masks
+
+    def _new_wake_event(self) -> simpy.Event:
+        """A wake event: when processed, it rings the sleeping process's bell."""
+        event = self.env.event()
+        event.callbacks.append(self._ring)
+        return event
+
+    def _ring(self, event: simpy.Event) -> None:
+        """Callback of the wake event and of the sleep's timeout: the first of the current
+        two to be processed triggers the bell (scheduled now, as ``env.any_of`` schedules
+        its condition), a stale one (an earlier sleep's timeout, a replaced wake event) nothing."""
+        bell = self._bell
+        if bell is not None and not bell.triggered and (event is self._timer or event is self._wake_event):
+            bell.succeed()
+
+    def _sleep(self, timeout_s: float) -> simpy.Event:
+        """The event the process sleeps on: ``env.any_of([wake event, env.timeout(timeout_s)])``
+        (no timeout if ``timeout_s`` is inf) without the condition's bookkeeping. The same
+        events are scheduled at the same moments (the timeout now, the bell when the first
+        of the two is processed), so the event order at equal times is the same."""
+        env = self.env
+        self._bell = bell = simpy.Event(env)
+        if math.isfinite(timeout_s):
+            self._timer = timer = simpy.Timeout(env, timeout_s)
+            timer.callbacks.append(self._ring)
+        else:
+            self._timer = None
+        return bell
 
     def _run(self):
         p = self.params
         while True:
-            waits = [self._wake_event]
             watch_s = p.watch_period_s if self._setpoint_masks()[2] else math.inf
-            timeout_s = min(watch_s, self._thermal_timer_s())
-            if math.isfinite(timeout_s):
-                waits.append(self.env.timeout(timeout_s))
-            yield self.env.any_of(waits)
+            yield self._sleep(min(watch_s, self._thermal_timer_s()))
             if not self._wake_event.triggered and not self._watch():
                 continue
-            self._wake_event = self.env.event()
+            self._wake_event = self._new_wake_event()
             self.awake = True
             self.windows += 1
             self._cap_w = np.asarray(self.plant.read_power_cap_w(), dtype=float)
+            self._cap_ok_hi = None
             self._count[:] = 0
             self._ref_w[:] = np.nan
             self._ref_cap_w[:] = np.nan
@@ -481,18 +541,27 @@ class Tier1Controller:
             if self.temp_c is None:
                 self.temp_c = p.ambient_c + p.r_th_k_per_w * y
         elif t > self._t_meas:
-            # junction_temp_step (twin.physics.gpu) inline, its T_ss kept from the last reading
+            # junction_temp_step (twin.physics.gpu) inline, its T_ss kept from the last reading;
+            # the decay kept for the last dt (the ticks of a window repeat it)
+            dt = t - self._t_meas
+            if dt != self._decay_dt_s:
+                self._decay_dt_s, self._decay = dt, float(np.exp(-dt / p.tau_th_s))
             t_ss = self._temp_ss_c
-            self.temp_c = t_ss + (self.temp_c - t_ss) * np.exp(-(t - self._t_meas) / p.tau_th_s)
+            self.temp_c = t_ss + (self.temp_c - t_ss) * self._decay
         self._t_meas, self._p_meas = t, y
         self._temp_ss_c = p.ambient_c + p.r_th_k_per_w * y
-        # thermal_max_w inline; nothing hot (the common case): the limit is max_w
+        # thermal_max_w inline; nothing hot (the common case): the limit is max_w, and with
+        # nothing hot before, hot is temp > limit alone (the hysteresis term is all False)
         temp_c = self.temp_c
-        hot = (temp_c > p.temp_limit_c) | (self.hot & (temp_c > p.temp_limit_c - p.temp_hysteresis_k))
+        if self.hot is self._cold:
+            hot = temp_c > p.temp_limit_c
+        else:
+            hot = (temp_c > p.temp_limit_c) | (self.hot & (temp_c > p.temp_limit_c - p.temp_hysteresis_k))
         if np.count_nonzero(hot):
             self._hi_w = np.where(hot, np.minimum(self.max_w, np.clip(p.fallback_cap_w, self.min_w, self.max_w)), self.max_w)
         else:
             self._hi_w = self.max_w
+            self._cold = hot
         self.hot = hot
         return y
 
@@ -512,9 +581,18 @@ class Tier1Controller:
         self.ticks += 1
         y = self._measure()
         ctrl, all_ctrl, _, sp_band = self._setpoint_masks()
-        r = self.setpoint_w if all_ctrl else np.where(ctrl, self.setpoint_w, y)
         before = self.state
-        state, cap = pid_step(before, r, y, self.min_w, self._hi_w, p)
+        if all_ctrl:  # the setpoint terms and the model's rest mask kept per array
+            r = self.setpoint_w
+            if self._sp_terms is None:
+                self._sp_terms = (r / p.eta_ff, _setpoint_terms(r))
+            ff_w, terms = self._sp_terms
+            state, cap = _pid_step(before, r, y, self.min_w, self._hi_w, p, ff_w,
+                                   terms if before.setpoint_w is r else None,
+                                   self._rest if self._rest_of is before else None)
+        else:
+            r = np.where(ctrl, self.setpoint_w, y)
+            state, cap = pid_step(before, r, y, self.min_w, self._hi_w, p)
         e = state.prev_error_w  # r - y
         if all_ctrl:
             self.state = state
@@ -523,9 +601,15 @@ class Tier1Controller:
                                   state.model_w, state.force_w, state.pending_w, state.pending_s, state.setpoint_w)
             cap = np.where(ctrl, cap, np.minimum(self._cap_w, self._hi_w))  # uncontrolled: thermal only
         cap_w = self._cap_w
-        write = (np.abs(cap - cap_w) > p.write_deadband_w) | (cap_w > self._hi_w)
+        write = np.abs(cap - cap_w) > p.write_deadband_w
+        if self._cap_ok_hi is not self._hi_w:  # a cap above the limit is written too
+            over = cap_w > self._hi_w
+            if np.count_nonzero(over):
+                write |= over
+            else:  # none: known until the limit changes (the caps written are clipped to it)
+                self._cap_ok_hi = self._hi_w
         if np.count_nonzero(write):
-            idx = np.flatnonzero(write)
+            idx = write.nonzero()[0]  # (write is 1-d: np.flatnonzero without its wrappers)
             cap_idx = cap[idx]
             self.plant.set_power_cap_w(idx, cap_idx)
             cap_w[idx] = cap_idx
@@ -536,7 +620,8 @@ class Tier1Controller:
         band = sp_band if all_ctrl else p.settle_band_frac * np.abs(r)
         steady = np.abs(y - self._ref_w) <= band
         steady_sat = self._exhausted(e, cap_w) & steady if np.count_nonzero(steady) else steady
-        at_rest = (np.abs(cap - self._ref_cap_w) <= p.write_deadband_w) & model_at_rest(self.state, p)
+        self._rest_of, self._rest = self.state, model_at_rest(self.state, p)  # (for the next tick's pid_step)
+        at_rest = (np.abs(cap - self._ref_cap_w) <= p.write_deadband_w) & self._rest
         ok = ((np.abs(e) <= band) | steady_sat) & at_rest
         if not all_ctrl:
             ok |= ~ctrl
@@ -550,7 +635,7 @@ class Tier1Controller:
     def _watch(self) -> bool:
         """A read while asleep: True if a controlled cohort left its band or the fallback changed."""
         self.watch_polls += 1
-        hot_before = self.hot
+        hot_before, was_cold = self.hot, self.hot is self._cold
         y = self._measure()
         ctrl, all_ctrl, any_ctrl, band = self._setpoint_masks()
         if any_ctrl:
@@ -560,7 +645,15 @@ class Tier1Controller:
             out = np.abs(e) > band  # False where not controlled (band NaN)
             if np.count_nonzero(out) and np.count_nonzero(out & ~self._exhausted(e, self._cap_w)):
                 return True
-        return bool(np.count_nonzero(self.hot != hot_before) or np.count_nonzero(self._cap_w > self._hi_w))
+        if not (was_cold and self.hot is self._cold) and np.count_nonzero(self.hot != hot_before):
+            return True  # (all False before and after: no change)
+        # a cap above the limit; none is known while neither the caps nor the limit changed
+        if self._cap_ok_hi is self._hi_w:
+            return False
+        if np.count_nonzero(self._cap_w > self._hi_w):
+            return True
+        self._cap_ok_hi = self._hi_w
+        return False
 
     def _thermal_timer_s(self) -> float:
         """Time until the junction estimate crosses its next threshold at the last power [s]."""
@@ -568,7 +661,7 @@ class Tier1Controller:
             return math.inf
         p = self.params
         threshold = p.temp_limit_c
-        if np.count_nonzero(self.hot):
+        if self.hot is not self._cold and np.count_nonzero(self.hot):
             threshold = np.where(self.hot, p.temp_limit_c - p.temp_hysteresis_k, p.temp_limit_c)
         # time_to_temp_s with the T_ss of the last reading; nothing crosses (the common case): inf
         crosses = _crosses(self.temp_c, self._temp_ss_c, threshold)

@@ -626,6 +626,7 @@ class TwinGpuPlant:
     def __init__(self, fleet: GpuFleet, clock: Callable[[], float]):
         self._fleet = fleet
         self._clock = clock
+        self._advance_to, self._set_cap = fleet.advance_to, fleet.set_cap  # (bound once: per-call cost)
 
     @property
     def n_cohorts(self) -> int:
@@ -635,11 +636,11 @@ class TwinGpuPlant:
         return self._fleet.min_limit_w.copy(), self._fleet.max_limit_w.copy()
 
     def read_power_w(self) -> np.ndarray:
-        self._fleet.advance_to(self._clock())
+        self._advance_to(self._clock())
         return self._fleet.power_w.copy()
 
     def read_power_cap_w(self) -> np.ndarray:
         return self._fleet.cap_w.copy()
 
     def set_power_cap_w(self, cohorts, cap_w) -> None:
-        self._fleet.set_cap(self._clock(), cohorts, cap_w)
+        self._set_cap(self._clock(), cohorts, cap_w)
