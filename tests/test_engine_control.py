@@ -129,6 +129,36 @@ def test_island_table_is_the_binary_format_and_commits_what_its_caps_take_off(is
     assert decode_table(_encode_again(ctl)).payload_crc32 == ctl.table.payload_crc32
 
 
+def _reference_refresh(ctl, pred):
+    """The island-table refresh as first written (np.clip; Tier 1's targets and the
+    committed reserve worked out at every write): ``(trigger caps, targets, committed)``."""
+    f, r = ctl.fleet, ctl.cfg.reserve_band
+    trigger = np.clip((1.0 - r) * pred, f.min_limit_w, ctl.normal_cap_w)
+    targets = np.where(trigger < ctl.normal_cap_w, (1.0 - r) * pred, np.nan)
+    caps = ctl.table.row(ctl.level_hz, "trigger").astype(float)
+    return trigger, targets, float((f.gpu_count * np.maximum(pred - caps, 0.0)).sum())
+
+
+def test_island_table_refresh_equals_the_reference_exactly(island_run):
+    # random predictions (some below the minimum cap, some above the normal cap), and the
+    # warm-up path without a prediction: the same table, targets and reserve, bit for bit
+    ctl, f = island_run.control, island_run.fleet
+    rng = np.random.default_rng(3)
+    saved = ctl._pred_w
+    try:
+        for k in range(30):
+            ctl._pred_w = None if k == 0 else f.host_power_w / f.host_count + rng.uniform(0.0, 400.0, f.n_cohorts) * 4
+            ctl._refresh_table(island_run.env.now)
+            pred = ctl._predicted_gpu_w()
+            trigger, targets, committed = _reference_refresh(ctl, pred)
+            assert ctl.table.caps_w[0].tobytes() == trigger.astype(np.float32).tobytes()
+            assert ctl.table.caps_w[1].tobytes() == ctl.normal_cap_w.astype(np.float32).tobytes()
+            assert ctl._shed_targets_w().tobytes() == targets.tobytes()
+            assert repr(ctl.committed_w) == repr(committed)
+    finally:
+        ctl._pred_w = saved
+
+
 def _encode_again(ctl):
     from twin.control.island_table import encode_table
     t = ctl.table
@@ -180,6 +210,45 @@ def test_control_section_errors_name_the_key(control, frequency, message):
 
 
 # ---------------------------------------------------------------- Tier 3 and the scheduler in the engine
+
+def _reference_tier3_write(ctl):
+    """Tier 3's in-hour table resize as first written (candidates rebuilt at every call,
+    two facility-model calls, np.clip): ``(r, trigger caps, targets)``."""
+    from twin.control.tier3_selector import meter_reserve_w
+    f, r = ctl.fleet, ctl.r
+    if ctl.commit_w > 0.0:
+        p_flex = ctl._flex_state()
+        if p_flex > 0.0:
+            cand = np.round(np.arange(ctl.r, 0.9 + 1e-9, 0.01), 6)
+            cand = cand[cand <= ctl.u]
+            d = meter_reserve_w(p_flex, ctl.u, cand, ctl.tier3.facility_power_fn)
+            ok = np.flatnonzero(d >= ctl.commit_w)
+            r = float(cand[ok[0]] if ok.size else cand[-1])
+    trigger = np.clip(f.min_limit_w + (ctl.u - r) * ctl._flex_gpu_w, f.min_limit_w, ctl.normal_cap_w)
+    return r, trigger, np.where(trigger < ctl.normal_cap_w, trigger, np.nan)
+
+
+def test_tier3_island_table_resize_equals_the_reference_exactly(tmp_path):
+    sc = scenario(control={"tier2": "rls_ar", "ffr_gpu": "island", "tier3": "pue_aware", "ffr_commitment_kw": 0.0,
+                           "reserve_band": 0.2, "ffr_min_commitment_kw": 0.1})
+    eng, _ = run_engine(tmp_path, sc)
+    ctl = eng.control
+    assert ctl.commit_w > 0.0 and ctl.table_writes > 2
+    rng = np.random.default_rng(11)
+    seen = set()
+    for k in range(60):
+        if k % 7 == 0:  # a new hour's (u, r): new float objects, sometimes equal to the old ones
+            ctl.u = float(rng.choice([1.0, 0.95, 0.8, 0.6]))
+            ctl.r = float(rng.choice([0.0, 0.2, 0.35]))
+        ctl.commit_w = float(rng.uniform(0.0, 3.0) * 1e3)  # from nothing to more than any band gives
+        r, trigger, targets = _reference_tier3_write(ctl)
+        ctl._write_tier3_table(eng.env.now, resize=True)
+        assert repr(ctl.r_effective) == repr(r) and ctl.table.meta["r"] == r
+        assert ctl.table.caps_w[0].tobytes() == trigger.astype(np.float32).tobytes()
+        assert ctl._shed_targets_w().tobytes() == targets.tobytes()
+        assert ctl.committed_w == ctl.commit_w
+        seen.add(r)
+    assert len(seen) > 5, seen  # many bands chosen
 
 HOURLY = {
     "name": "hourly", "start": "2025-07-01T00:00:00Z", "duration_h": 48.0, "base_tick_s": 60.0, "seed": 5,

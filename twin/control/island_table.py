@@ -51,6 +51,7 @@ __all__ = [
     "IslandTable",
     "encode_table",
     "decode_table",
+    "encode_decode_table",
     "write_table",
     "read_table",
 ]
@@ -72,6 +73,8 @@ MAX_COHORTS = 1 << 20
 MAX_META_BYTES = 1 << 16
 #: Levels must lie in this open range [Hz] (50 Hz and 60 Hz grids).
 LEVEL_RANGE_HZ = (40.0, 70.0)
+#: The meta encoder (a constant: what ``json.dumps`` with these options builds per call).
+_META_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
 class IslandTableError(ValueError):
@@ -151,10 +154,12 @@ class IslandTable:
                                             f"(created {self.created_s:.3f} s); Tier 3 must write a new table")
 
 
-def _to_millihz(level_hz: float, name: str) -> int:
+def _to_millihz(level_hz: float, name: str, index: int | None = None) -> int:
+    """``level_hz`` in whole mHz; ``name`` (``name[index]`` with an index) names it in the error."""
     x = float(level_hz) * 1000.0
     k = round(x)
     if not math.isfinite(x) or abs(x - k) > 1e-6:
+        name = name if index is None else f"{name}[{index}]"
         raise IslandTableError("content", f"{name} = {level_hz!r}: expected a whole number of mHz")
     return int(k)
 
@@ -164,6 +169,8 @@ def _validate(millihz: np.ndarray, kinds: np.ndarray, caps_w: np.ndarray) -> Non
 
     The level and kind rules run on Python lists (a table has at most 16 rows), the cap
     rules as two whole-array reductions; the offending entry is looked up only on failure.
+    ``caps_w`` may be float32 (as stored) or float64: the verdict and the message are the
+    same for the same values (comparisons and the sign of a difference are exact in both).
     """
     lo, hi = LEVEL_RANGE_HZ
     mhz, kd = millihz.tolist(), kinds.tolist()
@@ -225,6 +232,12 @@ def encode_table(levels_hz: Sequence[float], caps_w, created_s: float, meta: Map
     IslandTableError
         With ``check == "content"`` or ``"counts"`` naming the offending value.
     """
+    return _encode(levels_hz, caps_w, created_s, meta, kinds, cohort_ids, expires_s, _version)[0]
+
+
+def _encode(levels_hz, caps_w, created_s, meta, kinds, cohort_ids, expires_s, version) -> tuple[bytes, tuple]:
+    """:func:`encode_table`'s bytes and what they hold: ``(millihz, kind codes, cohort ids,
+    float32 caps, meta bytes, payload CRC-32, created_s, expires_s)``."""
     caps = np.asarray(caps_w, dtype=np.float64)
     if caps.ndim != 2:
         raise IslandTableError("counts", f"caps_w has shape {caps.shape}; expected (n_levels, n_cohorts)")
@@ -234,11 +247,12 @@ def encode_table(levels_hz: Sequence[float], caps_w, created_s: float, meta: Map
     if not 1 <= n_levels <= MAX_LEVELS or not 1 <= n_cohorts <= MAX_COHORTS:
         raise IslandTableError("counts", f"n_levels = {n_levels}, n_cohorts = {n_cohorts}; expected "
                                          f"1..{MAX_LEVELS} and 1..{MAX_COHORTS}")
-    millihz = np.array([_to_millihz(v, f"levels_hz[{i}]") for i, v in enumerate(levels_hz)], dtype="<u4")
+    millihz = np.array([_to_millihz(v, "levels_hz", i) for i, v in enumerate(levels_hz)], dtype="<u4")
     kinds = ["trigger"] * n_levels if kinds is None else list(kinds)
     if len(kinds) != n_levels or any(k not in _KIND_CODES for k in kinds):
         raise IslandTableError("content", f"kinds = {kinds!r}: expected {n_levels} of 'trigger'/'release'")
-    kind_arr = np.array([_KIND_CODES[k] for k in kinds], dtype="<u4")
+    codes = [_KIND_CODES[k] for k in kinds]
+    kind_arr = np.array(codes, dtype="<u4")
     if cohort_ids is None:  # 0 .. n_cohorts - 1: in range by the count check
         ids = np.arange(n_cohorts, dtype="<u4")
     else:
@@ -246,24 +260,25 @@ def encode_table(levels_hz: Sequence[float], caps_w, created_s: float, meta: Map
         if (ids.shape != (n_cohorts,) or np.any(ids < 0) or np.any(ids > 0xFFFFFFFF)
                 or np.any(ids != np.round(ids))):
             raise IslandTableError("content", f"cohort_ids: expected {n_cohorts} integers in 0..2**32-1")
+        ids = ids.astype("<u4")
     caps32 = caps.astype("<f4")  # storage precision: float32 (~1e-5 W at 300 W)
-    _validate(millihz, kind_arr, caps32.astype(np.float64))
+    _validate(millihz, kind_arr, caps32)
     created_s, expires_s = float(created_s), float(expires_s)
     if not math.isfinite(created_s) or math.isnan(expires_s) or expires_s < created_s:
         raise IslandTableError("content", f"created_s = {created_s!r}, expires_s = {expires_s!r}: expected "
                                           "finite created_s <= expires_s")
     try:
-        meta_bytes = json.dumps(dict(meta or {}), sort_keys=True, separators=(",", ":"),
-                                allow_nan=False).encode("utf-8")
+        meta_bytes = _META_JSON.encode(dict(meta or {})).encode("utf-8")  # = json.dumps(..., same options)
     except (TypeError, ValueError) as exc:
         raise IslandTableError("content", f"meta is not a JSON object: {exc}") from exc
     if len(meta_bytes) > MAX_META_BYTES:
         raise IslandTableError("content", f"meta is {len(meta_bytes)} bytes encoded; at most {MAX_META_BYTES}")
-    payload = b"".join((millihz.tobytes(), kind_arr.tobytes(), ids.astype("<u4").tobytes(), caps32.tobytes(),
-                        meta_bytes))
-    head = _HEAD_BODY.pack(MAGIC, _version, HEADER_SIZE, n_levels, n_cohorts, created_s, expires_s,
-                           len(meta_bytes), len(payload), zlib.crc32(payload))
-    return b"".join((head, _U32.pack(zlib.crc32(head)), payload))
+    payload = b"".join((millihz.tobytes(), kind_arr.tobytes(), ids.tobytes(), caps32.tobytes(), meta_bytes))
+    payload_crc = zlib.crc32(payload)
+    head = _HEAD_BODY.pack(MAGIC, version, HEADER_SIZE, n_levels, n_cohorts, created_s, expires_s,
+                           len(meta_bytes), len(payload), payload_crc)
+    return (b"".join((head, _U32.pack(zlib.crc32(head)), payload)),
+            (millihz, codes, ids, caps32, meta_bytes, payload_crc, created_s, expires_s))
 
 
 def decode_table(data: bytes) -> IslandTable:
@@ -285,7 +300,7 @@ def decode_table(data: bytes) -> IslandTable:
         raise IslandTableError("version", f"version {version}; this reader reads version {VERSION}")
     if header_size != HEADER_SIZE:
         raise IslandTableError("header_size", f"header size {header_size}; version {VERSION} has {HEADER_SIZE}")
-    crc = zlib.crc32(data[:HEADER_SIZE - 4])
+    crc = zlib.crc32(memoryview(data)[:HEADER_SIZE - 4])
     if crc != header_crc:
         raise IslandTableError("header_crc", f"header CRC-32 is {crc:#010x}, stored {header_crc:#010x} "
                                              "(header corrupted)")
@@ -302,30 +317,69 @@ def decode_table(data: bytes) -> IslandTable:
                                             f"(file {len(data)} of {HEADER_SIZE + payload_len} bytes)")
     if have > payload_len:
         raise IslandTableError("trailing", f"{have - payload_len} bytes after the payload")
-    payload = data[HEADER_SIZE:]
-    crc = zlib.crc32(payload)
+    crc = zlib.crc32(memoryview(data)[HEADER_SIZE:])
     if crc != payload_crc:
         raise IslandTableError("payload_crc", f"payload CRC-32 is {crc:#010x}, stored {payload_crc:#010x} "
                                               "(payload corrupted)")
-    words = np.frombuffer(payload, dtype="<u4", count=2 * n_levels + n_cohorts)
+    return _read_payload(data, version, n_levels, n_cohorts, created_s, expires_s, payload_crc)
+
+
+def _read_payload(data: bytes, version: int, n_levels: int, n_cohorts: int, created_s: float, expires_s: float,
+                  payload_crc: int) -> IslandTable:
+    """The table in the payload of ``data`` (whose header fields are given and checked):
+    :func:`decode_table`'s last checks (content rules, times, meta) and its result."""
+    n_words = 2 * n_levels + n_cohorts
+    words = np.frombuffer(data, dtype="<u4", count=n_words, offset=HEADER_SIZE)
     millihz, kinds, ids = words[:n_levels], words[n_levels:2 * n_levels], words[2 * n_levels:]
-    off = 4 * words.size
-    caps = np.frombuffer(payload, dtype="<f4", count=n_levels * n_cohorts, offset=off).reshape(n_levels, n_cohorts)
+    off = HEADER_SIZE + 4 * n_words
+    caps = np.frombuffer(data, dtype="<f4", count=n_levels * n_cohorts, offset=off).reshape(n_levels, n_cohorts)
     off += 4 * caps.size
-    _validate(millihz, kinds, caps.astype(np.float64))
+    _validate(millihz, kinds, caps)
     if math.isnan(created_s) or math.isnan(expires_s) or expires_s < created_s:
         raise IslandTableError("content", f"created_s = {created_s!r}, expires_s = {expires_s!r}")
+    meta = _read_meta(data[off:])
+    return IslandTable(
+        version=version, levels_hz=millihz.astype(np.float64) / 1000.0,
+        kinds=tuple([_KIND_NAMES[k] for k in kinds.tolist()]), cohort_ids=ids.astype(np.uint32),
+        caps_w=caps.astype(np.float32), created_s=created_s, expires_s=expires_s,
+        meta=MappingProxyType(meta), payload_crc32=payload_crc)
+
+
+def _read_meta(meta_bytes: bytes) -> dict:
     try:
-        meta = json.loads(payload[off:].decode("utf-8"))
+        meta = json.loads(meta_bytes.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise IslandTableError("content", f"meta is not UTF-8 JSON: {exc}") from exc
     if not isinstance(meta, dict):
         raise IslandTableError("content", f"meta is a {type(meta).__name__}; expected a JSON object")
-    return IslandTable(
-        version=version, levels_hz=millihz.astype(np.float64) / 1000.0,
-        kinds=tuple(_KIND_NAMES[k] for k in kinds.tolist()), cohort_ids=ids.astype(np.uint32),
-        caps_w=caps.astype(np.float32), created_s=created_s, expires_s=expires_s,
-        meta=MappingProxyType(meta), payload_crc32=payload_crc)
+    return meta
+
+
+def encode_decode_table(levels_hz: Sequence[float], caps_w, created_s: float, meta: Mapping | None = None, *,
+                        kinds: Sequence[str] | None = None, cohort_ids: Sequence[int] | None = None,
+                        expires_s: float = math.inf, _version: int = VERSION) -> tuple[bytes, IslandTable]:
+    """``(data, table)``: the bytes :func:`encode_table` writes (same arguments, same errors)
+    and the table :func:`decode_table` reads back from them, equal field for field.
+
+    The table is built from what the encoder packed (the float32 caps, levels, kinds and
+    ids it wrote, the meta parsed back from its JSON bytes) instead of being parsed from
+    ``data`` again: bytes just written by :func:`encode_table` pass every read check by
+    construction (header fields, both CRC-32s, lengths, and the content rules and times,
+    which the encoder checked on the same values). ``tests/test_island_table.py`` compares
+    the two paths on random tables.
+    """
+    data, (millihz, codes, ids, caps32, meta_bytes, payload_crc, created, expires) = _encode(
+        levels_hz, caps_w, created_s, meta, kinds, cohort_ids, expires_s, _version)
+    if _version != VERSION:  # written for a test with another version: refused as decode_table refuses it
+        return data, decode_table(data)
+    # decode_table's arrays are fresh C-ordered float32 / uint32 copies: these are too
+    caps = (caps32 if caps32.dtype == np.float32 and caps32.flags.c_contiguous
+            else np.ascontiguousarray(caps32, dtype=np.float32))
+    return data, IslandTable(
+        version=VERSION, levels_hz=millihz.astype(np.float64) / 1000.0,
+        kinds=tuple([_KIND_NAMES[k] for k in codes]), cohort_ids=ids.astype(np.uint32, copy=False),
+        caps_w=caps, created_s=created, expires_s=expires,
+        meta=MappingProxyType(_read_meta(meta_bytes)), payload_crc32=payload_crc)
 
 
 def write_table(path: str | os.PathLike, levels_hz: Sequence[float], caps_w, created_s: float,

@@ -163,13 +163,27 @@ def _facility(fn: FacilityPowerFn | None, it_power_w: np.ndarray) -> np.ndarray:
     if out.shape != np.shape(it_power_w):
         raise ValueError(f"facility_power_fn returned shape {out.shape} for IT power of shape "
                          f"{np.shape(it_power_w)}; expected the same shape (a vectorised function)")
-    if not np.all(np.isfinite(out)) or np.any(out < np.asarray(it_power_w) - 1e-9 * np.abs(it_power_w)):
+    if not np.isfinite(out).all() or (out < np.asarray(it_power_w) - 1e-9 * np.abs(it_power_w)).any():
         raise ValueError("facility_power_fn returned a non-finite value or facility power below IT power; "
                          "expected finite facility_power_w >= it_power_w")
     return out
 
 
-def meter_reserve_w(it_max_power_w: float, u, r, facility_power_fn: FacilityPowerFn | None = None):
+def _broadcast_pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.broadcast_arrays(a, b)``'s values; a one-element array that is broadcast is
+    filled into a new array (``np.full``, cheaper than ``np.broadcast_to``'s view)."""
+    if a.shape == b.shape:
+        return a, b
+    shape = np.broadcast(a, b).shape
+    if a.shape != shape:
+        a = np.full(shape, a.reshape(())) if a.size == 1 else np.broadcast_to(a, shape)
+    if b.shape != shape:
+        b = np.full(shape, b.reshape(())) if b.size == 1 else np.broadcast_to(b, shape)
+    return a, b
+
+
+def meter_reserve_w(it_max_power_w: float, u, r, facility_power_fn: FacilityPowerFn | None = None, *,
+                    elementwise: bool = False):
     """Reserve seen at the facility meter when IT power drops from ``u`` to ``u - r`` [W].
 
     ``D = F(u P_max) - F((u - r) P_max)``, i.e. ``ΔP_IT x`` the model's mean marginal
@@ -183,10 +197,18 @@ def meter_reserve_w(it_max_power_w: float, u, r, facility_power_fn: FacilityPowe
         Operating fraction and reserve band [-].
     facility_power_fn : callable or None
         Vectorised ``it_power_w -> facility_power_w`` [W]; None: facility = IT power.
+    elementwise : bool
+        True where ``facility_power_fn`` maps each element on its own, whatever else the
+        array holds (Eq. 4 does): with arrays ``u`` or ``r``, ``F`` is then called once on
+        both operating points together (the same values, one call fewer; a shape error
+        names the joined array).
     """
-    u, r = np.broadcast_arrays(np.asarray(u, dtype=float), np.asarray(r, dtype=float))
-    return _facility(facility_power_fn, u * it_max_power_w) - _facility(facility_power_fn,
-                                                                        (u - r) * it_max_power_w)
+    u, r = _broadcast_pair(np.asarray(u, dtype=float), np.asarray(r, dtype=float))
+    top, low = u * it_max_power_w, (u - r) * it_max_power_w
+    if elementwise and facility_power_fn is not None and u.ndim >= 1:
+        both = _facility(facility_power_fn, np.concatenate((top.ravel(), low.ravel())))
+        return (both[:top.size] - both[top.size:]).reshape(top.shape)
+    return _facility(facility_power_fn, top) - _facility(facility_power_fn, low)
 
 
 def fr_quality(delivered_w, committed_w: float):

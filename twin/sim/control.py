@@ -11,7 +11,9 @@ This module is the glue between the engine's fleet and the controllers in
   converged when recording starts.
 * **The island table** (``ffr_gpu = "island"``): every ``table_refresh_s`` a table with
   one trigger row (the FFR level) and one release row is encoded in the binary island
-  format and decoded again (the C island's path): trigger caps shed ``reserve_band`` of
+  format, and the island reads the table those bytes decode to (built from what the
+  encoder packed: :func:`~twin.control.island_table.encode_decode_table`, equal to
+  ``decode_table`` of the bytes, tested): trigger caps shed ``reserve_band`` of
   each cohort's predicted GPU power (Tier 2's prediction where it runs, the last
   period's mean otherwise), clipped to the power-limit range; the release row restores
   the scenario's cap. The committed reserve of a table is what its caps take off the
@@ -51,7 +53,7 @@ from datetime import timedelta
 
 import numpy as np
 
-from twin.control.island_table import decode_table, encode_table
+from twin.control.island_table import encode_decode_table
 from twin.control.scheduler import CarbonScheduler, DeferrableJob, HourlySignal, SchedulerParams, forecast_hourly
 from twin.control.tier3_selector import Tier3Params, Tier3Selector, meter_reserve_w, score_grid
 from twin.control.tier1_pid import PidParams, Tier1Controller
@@ -247,13 +249,39 @@ class FacilityControl:
             self._write_tier3_table(now_s)
             return
         f, r = self.fleet, self.cfg.reserve_band
+        normal = self.normal_cap_w
         pred = self._predicted_gpu_w()
-        trigger = np.clip((1.0 - r) * pred, f.min_limit_w, self.normal_cap_w)
-        self._write_table(now_s, trigger, self.normal_cap_w, {"reserve_band": r})
-        self._targets_w = np.where(trigger < self.normal_cap_w, (1.0 - r) * pred, np.nan)
-        # what the caps take off the predicted power (float32 caps as stored)
-        caps = self.table.row(self.level_hz, "trigger").astype(float)
-        self.committed_w = float((f.gpu_count * np.maximum(pred - caps, 0.0)).sum())
+        shed = (1.0 - r) * pred
+        # clip(shed, min limit, normal cap) as np.clip computes it (limits and caps > 0)
+        trigger = np.minimum(np.maximum(shed, f.min_limit_w), normal)
+        caps = self._write_table(now_s, trigger, normal, {"reserve_band": r})
+        # Tier 1's targets and the committed reserve, worked out when an activation reads
+        # them, from arrays of this write that nothing else holds (row 0 of the table is
+        # the trigger row, float32 caps as stored)
+        self._targets_src = (caps[0], shed, caps[1])
+        self._committed, self._committed_src = None, (pred, self.table.caps_w[0])
+
+    @property
+    def committed_w(self) -> float:
+        """IT power the current island table commits [W]: Tier 3's commitment at the meter,
+        or what the trigger caps take off the predicted power,
+        ``sum(n_gpu * max(P_pred - cap, 0))`` (summed at the first read after the write)."""
+        if self._committed is None:
+            pred, caps = self._committed_src
+            off = pred - caps
+            np.maximum(off, 0.0, out=off)
+            self._committed = float((self.fleet.gpu_count * off).sum())
+        return self._committed
+
+    @committed_w.setter
+    def committed_w(self, value: float) -> None:
+        self._committed = value
+
+    def _shed_targets_w(self) -> np.ndarray:
+        """Tier 1's targets for the current table [W per GPU]: the shed power where the
+        trigger cap is below the normal cap, NaN (not controlled) elsewhere."""
+        trigger, value, normal = self._targets_src
+        return np.where(trigger < normal, value, np.nan)
 
     def _flex_state(self) -> float:
         """Split the fleet's power into flexible (busy GPUs) and fixed parts, now.
@@ -285,30 +313,47 @@ class FacilityControl:
         if resize and self.commit_w > 0.0:
             p_flex = self._flex_state()
             if p_flex > 0.0:
-                cand = np.round(np.arange(self.r, 0.9 + 1e-9, 0.01), 6)
-                cand = cand[cand <= self.u]
-                d = meter_reserve_w(p_flex, self.u, cand, self.tier3.facility_power_fn)
+                cand = self._band_candidates()
+                d = meter_reserve_w(p_flex, self.u, cand, self.tier3.facility_power_fn, elementwise=True)
                 ok = np.flatnonzero(d >= self.commit_w)
                 r = float(cand[ok[0]] if ok.size else cand[-1])
         flex = getattr(self, "_flex_gpu_w", None)
         if flex is None:
             flex = np.asarray(f.max_limit_w - f.min_limit_w, dtype=float)
-        trigger = np.clip(f.min_limit_w + (self.u - r) * flex, f.min_limit_w, self.normal_cap_w)
-        self._write_table(now_s, trigger, self.normal_cap_w,
-                          {"writer_tier": "tier3", "u": self.u, "r": r, "variant": self.cfg.tier3})
-        self._targets_w = np.where(trigger < self.normal_cap_w, trigger, np.nan)
+        lo, normal = f.min_limit_w, self.normal_cap_w
+        # clip(lo + (u - r) flex, lo, normal cap) as np.clip computes it (limits and caps > 0)
+        trigger = np.minimum(np.maximum(lo + (self.u - r) * flex, lo), normal)
+        caps = self._write_table(now_s, trigger, normal,
+                                 {"writer_tier": "tier3", "u": self.u, "r": r, "variant": self.cfg.tier3})
+        self._targets_src = (caps[0], caps[0], caps[1])
         self.committed_w = self.commit_w  # at the meter
         self.r_effective = r
 
-    def _write_table(self, now_s: float, trigger_w: np.ndarray, normal_w: np.ndarray, meta: dict) -> None:
-        data = encode_table((self.level_hz, RELEASE_LEVEL_HZ), np.vstack([trigger_w, normal_w]),
-                            created_s=self.scenario.start.timestamp() + now_s,
-                            meta={"writer": "gridtwin", "sim_time_s": now_s, **meta}, kinds=("trigger", "release"))
-        self.table = decode_table(data)  # the reader's path: every check the C island makes
+    def _band_candidates(self) -> np.ndarray:
+        """The bands the in-hour resize tries: r, r + 0.01, ... up to 0.9 and at most u
+        (computed once per hour's (u, r): kept while both are the same float objects)."""
+        key = getattr(self, "_band_key", None)
+        if key is None or key[0] is not self.r or key[1] is not self.u:
+            cand = np.round(np.arange(self.r, 0.9 + 1e-9, 0.01), 6)
+            self._band_cand = cand[cand <= self.u]
+            self._band_key = (self.r, self.u)
+        return self._band_cand
+
+    def _write_table(self, now_s: float, trigger_w: np.ndarray, normal_w: np.ndarray, meta: dict) -> np.ndarray:
+        """Write the table (trigger row, release row); returns the caps written, float64
+        (a copy of ``trigger_w`` and ``normal_w``)."""
+        caps = np.empty((2, trigger_w.size))
+        caps[0], caps[1] = trigger_w, normal_w
+        # the bytes and the table the island reads back from them (decode_table's result,
+        # without re-running the checks that freshly encoded bytes pass by construction)
+        data, self.table = encode_decode_table(
+            (self.level_hz, RELEASE_LEVEL_HZ), caps, created_s=self.scenario.start.timestamp() + now_s,
+            meta={"writer": "gridtwin", "sim_time_s": now_s, **meta}, kinds=("trigger", "release"))
         self.table_bytes = len(data)
         self.table_writes += 1
         if self.island is not None:
             self.island.table = self.table
+        return caps
 
     def _run_table(self):
         env, per = self.env, self.cfg.table_refresh_s
@@ -354,7 +399,7 @@ class FacilityControl:
                   "committed_it_kw": self.committed_w / 1e3,
                   "caps_written_s": act.caps_written_latency_s, "settled_bound_s": act.latency_s,
                   "rx_lookup_max_s": float(np.max(act.components_s["trigger_rx_s"] + act.components_s["lookup_s"]))}
-            targets = self._targets_w.copy()
+            targets = self._shed_targets_w()
             yield from self._apply(act.cap_written_s, act.caps_w.astype(float))
             if self.tier1 is not None:
                 self.tier1.wake(targets)
