@@ -569,6 +569,11 @@ class GpuFleet:
             raise ValueError(f"workload = {workload!r}: expected -1 (generic) or an index into {WORKLOADS}")
         self.advance_to(t_s)
         self._flush()
+        if (cohorts.__class__ is np.ndarray and cohorts.ndim == 1 and cohorts.dtype.kind in "iu"
+                and cohorts.size <= self.loop_max and isinstance(gpu_util, float) and isinstance(host_util, float)):
+            # a job's few nodes (the engine's case): Python floats, the same numbers
+            self._set_load_loop(cohorts, float(gpu_util), float(host_util), int(workload))
+            return
         self.gpu_util[cohorts] = gpu_util
         self.host_util[cohorts] = host_util
         self.workload[cohorts] = workload
@@ -577,6 +582,102 @@ class GpuFleet:
         idx = self._index(cohorts)
         self._refresh_class_power(idx)  # also the cohorts' speed
         self._refresh_targets(idx)
+
+    def _set_load_loop(self, idx: np.ndarray, u: float, hu: float, w: int) -> None:
+        """:meth:`set_load` after the advance for at most ``loop_max`` cohorts ``idx`` (int
+        indices) at scalar utilisations, one cohort at a time on Python floats: the
+        operations of :meth:`_refresh_class_power` and :meth:`_refresh_targets_loop` (no
+        trace: ``is_trace`` is cleared) in the same order, so the same numbers. The earliest
+        pending rise and the moving index array are taken from the cohorts' old and new
+        entries where that settles the whole-array answer (a min is exact in any order),
+        else recomputed over the fleet."""
+        job = bool(u > 0.0 or hu > 0.0)
+        self.gpu_util[idx] = u  # fancy first: a bad index raises before anything changes
+        il = idx.tolist()
+        host_util, workload, has_job, is_trace = self.host_util, self.workload, self.has_job, self.is_trace
+        for i in il:
+            host_util[i] = hu
+            workload[i] = w
+            has_job[i] = job
+            is_trace[i] = False
+        cap_w, speed, target_w, power_w = self.cap_w, self.speed, self.target_w, self.power_w
+        idle_w = self.profile.idle_w
+        generic = w == GENERIC
+        if generic:  # demand_power_w and capped_power_w (twin.physics.gpu) on floats; speed 1
+            m_w = idle_w + u * (self.profile.max_limit_w - idle_w)
+        else:  # (P_class, rho) per (class, cap, base cap), as _refresh_class_power
+            base_cap_w, class_power_w, cache = self.base_cap_w, self.class_power_w, self._class_cache
+            keys = [(w, cap_w.item(i), base_cap_w.item(i)) for i in il]
+            missing = [k for k in dict.fromkeys(keys) if k not in cache]
+            if missing:
+                self._add_class_values(missing)
+        rise = self.rise_delay_s > 0.0
+        due_s = self.t_s + self.rise_delay_s
+        pend_at, pend_w, is_moving, gpu_count = self._pending_at_s, self._pending_w, self._is_moving, self.gpu_count
+        host_count, host_power_w, job_speed = self.host_count, self.host_power_w, self._job_speed
+        host_w = self.host_idle_w + hu * (self.host_busy_w - self.host_idle_w)
+        old_lo_s = new_lo_s = math.inf  # earliest pending rise of the cohorts before and after
+        go, settled, flips = [], [], False
+        for k, i in enumerate(il):
+            cap = cap_w.item(i)
+            if generic:
+                v = 1.0
+                new = fmin(fmin(m_w, cap), cap)
+            else:
+                c_w, rho = cache[keys[k]]
+                class_power_w[i] = c_w
+                # the rest of the time (e.g. I/O) is unaffected
+                v = 1.0 / ((1.0 - u) + u / rho)
+                new = fmin(idle_w + u * (c_w - idle_w), cap)
+            speed[i] = v
+            if rise:
+                old, at = target_w.item(i), pend_at.item(i)
+                old_lo_s = min(old_lo_s, at)
+                if new > old:  # a rise becomes the target after the delay (a pending one keeps its time)
+                    if not math.isfinite(at):
+                        at = due_s
+                    pend_at[i] = at
+                    pend_w[i] = new
+                    tg = old
+                    new_lo_s = min(new_lo_s, at)
+                else:
+                    pend_at[i] = math.inf
+                    pend_w[i] = math.nan
+                    tg = new
+            else:
+                tg = new
+            target_w[i] = tg
+            # _update_moving_loop's split (applied after the loop, as there)
+            if power_w.item(i) != tg:
+                go.append(i)
+                flips = flips or not is_moving.item(i)
+            else:
+                settled.append((i, tg * gpu_count.item(i)))
+                flips = flips or is_moving.item(i)
+            host_power_w[i] = host_count.item(i) * host_w
+            job_speed[i] = v * job
+        if rise:
+            # min(_pending_at_s): the new entries' min if no later than the old one, the old
+            # one if none of these cohorts held it, else a whole-array min
+            prev_s = self._next_due_s
+            if new_lo_s <= prev_s:
+                self._next_due_s = new_lo_s
+            elif not old_lo_s > prev_s:
+                self._next_due_s = float(pend_at.min())
+        settled_cohort_w = self._settled_cohort_w
+        for i, c_w in settled:
+            settled_cohort_w[i] = c_w
+            is_moving[i] = False
+        if go:
+            self._sync_temp(idx if len(go) == len(il) else np.array(go))
+            for i in go:
+                settled_cohort_w[i] = 0.0
+                is_moving[i] = True
+        if flips:
+            self._moving = is_moving.nonzero()[0]  # np.flatnonzero of a 1-d array
+        self._settled = False
+        self.host_power_total_w = float(host_power_w.sum())
+        self._work_rate = float(job_speed @ host_count)
 
     def set_trace_power(self, t_s: float, cohorts, gpu_w, host_w) -> None:
         """From ``t_s`` on, ``cohorts`` draw measured power: ``gpu_w`` per GPU (still limited

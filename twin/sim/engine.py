@@ -324,7 +324,7 @@ class Engine:
         """(work done on ``node``'s cohort so far [full-speed s], its speed now [-])."""
         f = self.fleet
         f.advance_to(self.env.now)
-        return f.progress_of(node), float(f.speed[node])
+        return f.progress_of(node), f.speed.item(node)
 
     # -- workload events -------------------------------------------------------------
     def _job_started(self, i: int, nodes: np.ndarray) -> None:
@@ -378,12 +378,13 @@ class Engine:
             wait = period_s
 
     def _arrivals(self):
-        env, ctl, q = self.env, self.control, self.queue
-        for i, t in enumerate(self.jobs["submit_s"].to_numpy()):
+        env, ctl, q, counts = self.env, self.control, self.queue, self.counts
+        # Python floats: the same times, and env.now stays a float (numpy scalars cost more)
+        for i, t in enumerate(self.jobs["submit_s"].to_numpy().tolist()):
             if t > env.now:
                 yield env.timeout(t - env.now)
             if env.now >= 0.0:
-                self.counts.submitted += 1
+                counts.submitted += 1
             if ctl is None or ctl.on_submit(i, float(t), float(q.run_time_s[i]), float(self._deadline_s[i]),
                                             bool(self._flexible[i])):
                 q.submit(i)

@@ -49,6 +49,10 @@ class BatchQueue:
         self.time_limit_s = np.maximum(np.asarray(time_limit_s, dtype=float), self.run_time_s)
         if np.any(self.num_nodes > n_nodes) or np.any(self.num_nodes < 1):
             raise ValueError(f"every job needs 1..{n_nodes} nodes (the facility's size)")
+        # the per-event reads as Python numbers (the same values; numpy scalars cost more); sizes
+        # and limits are fixed from here on (trace replay shortens run_time_s only, read from the array)
+        self._n_l: list[int] = self.num_nodes.tolist()
+        self._limit_l: list[float] = self.time_limit_s.tolist()
         self.waiting: deque[int] = deque()
         self.on_start, self.on_end = on_start, on_end
         self.backfill = backfill
@@ -79,8 +83,9 @@ class BatchQueue:
         free = self.n_free
         if n_nodes <= free:
             return self.env.now
+        n_l = self._n_l
         for end, j in self._ends:
-            free += self.num_nodes[j]
+            free += n_l[j]
             if free >= n_nodes:
                 return max(end, self.env.now)
         return math.inf
@@ -101,39 +106,55 @@ class BatchQueue:
         self.free[nodes] = False
         self.n_free -= nodes.size
         self.running += 1
-        self._limit_end[i] = self.env.now + self.time_limit_s[i]
-        bisect.insort(self._ends, (self._limit_end[i], i))
+        end = self._limit_end[i] = self.env.now + self._limit_l[i]
+        bisect.insort(self._ends, (end, i))
         self._nodes[i] = nodes
         self.on_start(i, nodes)
         if self.progress is None:
-            done = self.env.timeout(float(self.run_time_s[i]))
-            done.callbacks.append(lambda _ev, i=i, nodes=nodes: self._end(i, nodes))
+            done = self.env.timeout(self.run_time_s.item(i), (i, nodes))
+            done.callbacks.append(self._on_done)
             return
-        self._p0[i] = self.progress(int(nodes[0]))[0]
+        # the first end check: nothing has run yet, so the work left is the whole run time
+        # (the progress read of _remaining_s at this instant gives done - p0 = 0 exactly)
+        done, speed = self.progress(int(nodes[0]))
+        self._p0[i] = done
         self._version[i] = 0
-        self._check_at(i, nodes)
+        self._check_in(i, nodes, self.run_time_s.item(i) - (done - done), speed, 0)
+
+    def _on_done(self, ev) -> None:
+        """A job's end Timeout (no progress model): its value is (job, nodes)."""
+        self._end(*ev.value)
 
     def _remaining_s(self, i: int, nodes: np.ndarray) -> tuple[float, float]:
         done, speed = self.progress(int(nodes[0]))
-        return float(self.run_time_s[i]) - (done - self._p0[i]), speed
+        return self.run_time_s.item(i) - (done - self._p0[i]), speed
 
     def _check_at(self, i: int, nodes: np.ndarray) -> None:
         """Schedule job i's end check when its remaining work is done at the current speed."""
         left, speed = self._remaining_s(i, nodes)
-        v = self._version[i]
-        ev = self.env.timeout(max(left, 0.0) / max(speed, 1e-12))
-        ev.callbacks.append(lambda _ev, i=i, nodes=nodes, v=v: self._check(i, nodes, v))
+        self._check_in(i, nodes, left, speed, self._version[i])
+
+    def _check_in(self, i: int, nodes: np.ndarray, left: float, speed: float, v: int) -> None:
+        """Schedule job i's end check (version ``v``) when ``left`` full-speed seconds of work
+        are done at ``speed``."""
+        ev = self.env.timeout(max(left, 0.0) / max(speed, 1e-12), (i, nodes, v))
+        ev.callbacks.append(self._on_check)
+
+    def _on_check(self, ev) -> None:
+        """An end check's Timeout: its value is (job, nodes, version)."""
+        self._check(*ev.value)
 
     def _check(self, i: int, nodes: np.ndarray, v: int) -> None:
         if self._version.get(i) != v:
             return  # superseded by a reschedule
-        left, _ = self._remaining_s(i, nodes)
-        if left <= 1e-6 * max(1.0, float(self.run_time_s[i])):
+        left, speed = self._remaining_s(i, nodes)
+        if left <= 1e-6 * max(1.0, self.run_time_s.item(i)):
             del self._version[i], self._p0[i]
             self._end(i, nodes)
-        else:  # slowed since the check was set: look again when the rest is done
+        else:  # slowed since the check was set: look again when the rest is done (nothing
+            # has changed since the read, so it is the read _check_at would make)
             self.stretched += 1
-            self._check_at(i, nodes)
+            self._check_in(i, nodes, left, speed, v)
 
     def reschedule(self) -> None:
         """Re-plan every running job's end after a speed change (caps raised or lowered)."""
@@ -145,7 +166,9 @@ class BatchQueue:
                 self._check_at(i, nodes)
 
     def _take(self, i: int) -> None:
-        self._start(i, np.flatnonzero(self.free)[: self.num_nodes[i]].copy())  # a copy: a view would pin the whole index array
+        # the lowest free nodes (nonzero of the 1-d mask: np.flatnonzero without its wrapper);
+        # a copy: a view would pin the whole index array
+        self._start(i, self.free.nonzero()[0][: self._n_l[i]].copy())
 
     def _end(self, i: int, nodes: np.ndarray) -> None:
         self.free[nodes] = True
@@ -157,27 +180,27 @@ class BatchQueue:
         self._schedule()
 
     def _schedule(self) -> None:
-        waiting = self.waiting
-        while waiting and self.num_nodes[waiting[0]] <= self.n_free:
+        waiting, n_l = self.waiting, self._n_l
+        while waiting and n_l[waiting[0]] <= self.n_free:
             self._take(waiting.popleft())
         if not self.backfill or len(waiting) < 2:
             return
         # reservation of the head job: when will enough nodes be free, by time limits?
-        need = self.num_nodes[waiting[0]]
+        need = n_l[waiting[0]]
         free = self.n_free
-        shadow, extra = np.inf, 0
+        shadow, extra = math.inf, 0
         for end, j in self._ends:
-            free += self.num_nodes[j]
+            free += n_l[j]
             if free >= need:
                 shadow, extra = end, free - need
                 break
-        now = self.env.now
+        now, limit_l = self.env.now, self._limit_l
         kept: deque[int] = deque([waiting.popleft()])
         while waiting:
             j = waiting.popleft()
-            n = self.num_nodes[j]
+            n = n_l[j]
             if n <= self.n_free:
-                ends_in_time = now + self.time_limit_s[j] <= shadow
+                ends_in_time = now + limit_l[j] <= shadow
                 if ends_in_time or n <= extra:
                     if not ends_in_time:
                         extra -= n
