@@ -144,8 +144,7 @@ def _fleet():
     return fleet
 
 
-@pytest.mark.parametrize("per_cohort", [True, False])
-def test_fleet_advance_block_equals_advance_to_and_reads(per_cohort):
+def test_fleet_advance_block_equals_advance_to_and_reads():
     a, b = _fleet(), _fleet()
     assert a.can_block_until() > 1e9 and a._settled
     times = [200.0 + k for k in range(1, 41)]
@@ -154,15 +153,18 @@ def test_fleet_advance_block_equals_advance_to_and_reads(per_cohort):
         a.advance_to(t)
         want_g.append(a.gpu_energy_total_j)
         want_h.append(a.host_energy_total_j)
-        if per_cohort:
-            want_gc.append(a.gpu_energy_j.copy())
-            want_hc.append(a.host_energy_j.copy())
-    gs, hs, gc, hc = b.advance_block(times, per_cohort=per_cohort)
+        want_gc.append(a.gpu_energy_j.copy())
+        want_hc.append(a.host_energy_j.copy())
+    b.progress_s   # applied: no intervals pending before the block
+    gs, hs = b.advance_block(times)
     assert gs == want_g and hs == want_h
-    if per_cohort:
-        np.testing.assert_array_equal(gc, np.array(want_gc))
-        np.testing.assert_array_equal(hc, np.array(want_hc))
-        assert gc.flags.c_contiguous and hc.flags.c_contiguous
+    g, h, gw, hw, dts = b.lazy_energy()
+    assert len(dts) == len(times) and not gw.flags.writeable
+    for r, d in enumerate(dts):   # what a read after each interval gives
+        g += gw * d
+        h += hw * d
+        np.testing.assert_array_equal(g, want_gc[r])
+        np.testing.assert_array_equal(h, want_hc[r])
     for name in ("gpu_energy_j", "host_energy_j", "progress_s"):
         np.testing.assert_array_equal(getattr(b, name), getattr(a, name))
     assert (b.t_s, b.work_node_s) == (a.t_s, a.work_node_s)
@@ -171,64 +173,49 @@ def test_fleet_advance_block_equals_advance_to_and_reads(per_cohort):
 def test_fleet_advance_block_refuses_a_moving_fleet_and_unordered_times():
     f = _fleet()
     with pytest.raises(ValueError, match="must increase"):
-        f.advance_block([201.0, 201.0], per_cohort=False)
+        f.advance_block([201.0, 201.0])
     f = _fleet()
     f.set_cap(f.t_s, np.array([0]), np.array([200.0]))
     f.advance_to(f.t_s + 0.01)
     assert f.can_block_until() == -math.inf
     with pytest.raises(ValueError, match="not settled"):
-        f.advance_block([f.t_s + 1.0], per_cohort=True)
+        f.advance_block([f.t_s + 1.0])
 
 
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
-def test_step_block_equals_step_row_by_row(backend):
-    pytest.importorskip("numba") if backend == "numba" else None
+def test_step_block_equals_step_period_by_period(backend):
+    if backend == "numba":
+        pytest.importorskip("numba")
     rng = np.random.default_rng(5)
     n, k = 37, 25
     hi = np.full(n, 2300.0)
     a, b = (HostPowerPredictor(RlsAr(n, backend=backend), np.ones(n), 600.0, hi, 1.0) for _ in range(2))
-    e = np.zeros(n)
-    a.start(e)
-    b.start(e)
+    g0, h0 = rng.uniform(0, 1e6, n), rng.uniform(0, 1e5, n)
+    a.start(g0 + h0)
+    b.start(g0 + h0)
     ra, rb = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
-    steps = np.cumsum(rng.uniform(900.0, 2200.0, (3 * k, n)), axis=0)
-    for r in range(k):   # per-step for both first (the first period sets the compiled arguments)
-        assert a.step(steps[r].copy(), steps[r].copy() * 0.0, ra, r > 2) == b.step(steps[r].copy(), steps[r] * 0.0, rb, r > 2)
+    g, h = g0.copy(), h0.copy()
+    for r in range(k):   # both per period first (the first period sets the compiled arguments)
+        g = g + rng.uniform(900.0, 2000.0, n)
+        assert a.step(g.copy(), h.copy(), ra, r > 2) == b.step(g.copy(), h.copy(), rb, r > 2)
+    gw, hw = rng.uniform(500.0, 1700.0, n), rng.uniform(100.0, 300.0, n)
+    dts = [1.0] * (k - 3) + [0.5, 2.0, 1.0]
     ra[3] = rb[3] = True   # a reset pending at the block's first period
     score = [r % 3 != 0 for r in range(k)]
-    want = [a.step(steps[k + r].copy(), np.zeros(n), ra, score[r]) for r in range(k)]
-    got = b.step_block(steps[k:2 * k], np.zeros((k, n)), rb, score)
+    want, ga, ha = [], g.copy(), h.copy()
+    for r, d in enumerate(dts):
+        ga += gw * d
+        ha += hw * d
+        want.append(a.step(ga.copy(), ha.copy(), ra, score[r]))
+    gb, hb = g.copy(), h.copy()
+    got = b.step_block(gb, hb, gw, hw, dts, rb, score)
     assert got == want
+    np.testing.assert_array_equal(gb, g)   # the inputs are not changed
     np.testing.assert_array_equal(b.pred_w, a.pred_w)
     np.testing.assert_array_equal(b.model.coef, a.model.coef)
     assert not rb.any()
-    bad = steps[2 * k:2 * k + 4].copy()
-    bad[2, 5] = np.nan   # refused at row 2: rows 0-1 done, as step row by row would
-    for r in range(2):
-        a.step(bad[r].copy(), np.zeros(n), ra, True)
+    bad_w = gw.copy()
+    bad_w[5] = np.nan   # refused at the first period: nothing done
     with pytest.raises(ValueError, match="not finite"):
-        b.step_block(bad, np.zeros((4, n)), rb, [True] * 4)
+        b.step_block(ga, ha, bad_w, hw, [1.0, 1.0], rb, [True, True])
     np.testing.assert_array_equal(b.model.coef, a.model.coef)
-
-
-def test_eq4_step_arrays_equal_step_values_tick_by_tick():
-    from twin.facility.cooling_plant import make_cooling_model
-
-    rng = np.random.default_rng(3)
-    plant = make_cooling_model("paper_eq4", {}, 1.0e6)
-    n = 4000
-    dt = rng.choice([1.0, 0.1, 60.0], n)
-    it_w = np.concatenate([[0.0, 1.0e6, 2.0e6], rng.uniform(0.0, 1.3e6, n - 3)])
-    db = rng.uniform(-20.0, 45.0, n)
-    wb = db - rng.uniform(0.0, 15.0, n)   # the free-cooling ramp, full and none
-    got = plant.step_arrays(dt, it_w, db, wb)
-    assert got is not None
-    ch, pump, fan, rej, f, misc = got
-    for i in range(n):
-        v = plant.step_values(float(dt[i]), float(it_w[i]), float(db[i]), float(wb[i]))
-        assert (ch[i], pump[i], fan[i], rej[i], f[i], misc) == (v[0], v[1], v[2], v[3], v[7], v[10]), i
-    assert 0.0 < f.mean() < 1.0 and (f == 1.0).any() and (f == 0.0).any()
-    bad = wb.copy()
-    bad[7] = db[7] + 1.0   # wet bulb above dry bulb: outside the scalar path
-    assert plant.step_arrays(dt, it_w, db, bad) is None
-    assert plant.step_arrays(dt, np.where(np.arange(n) == 3, np.nan, it_w), db, wb) is None

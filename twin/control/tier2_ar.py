@@ -495,20 +495,27 @@ def _power_tick_soa(theta, pk, lags, count, j, lam, c, theta0, intercept, tri, p
 
 
 def _power_block_soa(theta, pk, lags, count, k0, lam, c, theta0, intercept, tri, p0,
-                     gpu_j, host_j, prev_j, period_s, n_hosts, lo_w, hi_w, reset, mean_w, pred_w, score, sums):
-    """Consecutive Tier-2 periods in one call (block stepping): row ``r`` of the ``(k, n)``
-    cumulative energies ``gpu_j``/``host_j`` is :func:`_power_tick_soa` with coefficient
-    index ``(k0 + r) % m`` and scoring ``score[r]``, its sums into ``sums[r]``. Returns
-    ``(rows done, bad)``: ``bad`` is -1, or the first non-finite cohort of row ``rows done``
-    (which is not done)."""
+                     gpu_j, host_j, gpu_w, host_w, dts, prev_j, period_s, n_hosts, lo_w, hi_w, reset, mean_w,
+                     pred_w, score, sums):
+    """Consecutive Tier-2 periods in one call (block stepping): before period ``r`` the
+    cumulative energies advance as a settled fleet's do, ``gpu_j += gpu_w * dts[r]`` and
+    ``host_j += host_w * dts[r]`` (in place), then :func:`_power_tick_soa` runs with
+    coefficient index ``(k0 + r) % m`` and scoring ``score[r]``, its sums into ``sums[r]``.
+    Returns ``(periods done, bad)``: ``bad`` is -1, or the first non-finite cohort of period
+    ``periods done`` (which is not done)."""
     m = theta.shape[0]
-    for r in range(gpu_j.shape[0]):
+    n = gpu_j.size
+    for r in range(dts.size):
+        d = dts[r]
+        for s in range(n):
+            gpu_j[s] += gpu_w[s] * d
+            host_j[s] += host_w[s] * d
         bad = _power_kernel(theta, pk, lags, count, (k0 + r) % m, lam, c, theta0, intercept, tri, p0,
-                            gpu_j[r], host_j[r], prev_j, period_s, n_hosts, lo_w, hi_w, reset, mean_w, pred_w,
+                            gpu_j, host_j, prev_j, period_s, n_hosts, lo_w, hi_w, reset, mean_w, pred_w,
                             score[r], sums[r])
         if bad >= 0:
             return r, bad
-    return gpu_j.shape[0], -1
+    return dts.size, -1
 
 
 @functools.cache
@@ -852,24 +859,32 @@ class HostPowerPredictor:
         return bad
 
 
-    def step_block(self, gpu_energy_j: np.ndarray, host_energy_j: np.ndarray, reset: np.ndarray,
-                   score) -> list:
-        """Close ``k`` consecutive periods given the cumulative energies per cohort at the
-        end of each, ``(k, n)`` arrays: :meth:`step` row by row (``score[r]`` for row ``r``),
-        with the numba backend in one compiled call (:func:`_power_block_soa`). Returns
-        :meth:`step`'s results, one per row (on a non-finite sample, raises after the rows
-        before it, as :meth:`step` row by row would)."""
-        k = gpu_energy_j.shape[0]
+    def step_block(self, gpu_energy_j: np.ndarray, host_energy_j: np.ndarray, gpu_power_w: np.ndarray,
+                   host_power_w: np.ndarray, dts_s, reset: np.ndarray, score) -> list:
+        """Close one period per interval of ``dts_s`` [s] while the cohorts draw constant
+        power (block stepping): the cumulative energies [J] advance by ``power * d`` before
+        each period (as a settled fleet's do; the given arrays are not changed), then
+        :meth:`step` with ``score[r]``; with the numba backend in one compiled call
+        (:func:`_power_block_soa`). Returns :meth:`step`'s results, one per period (on a
+        non-finite sample, raises after the periods before it, as :meth:`step` would)."""
+        k = len(dts_s)
         score = np.asarray(score, dtype=bool)
         model = self.model
+        g, h = np.array(gpu_energy_j, dtype=float), np.array(host_energy_j, dtype=float)
         a = self._args
         if (model.backend != "numba" or k == 0 or a is None or a[0] is not model._theta or a[1] is not model._p
                 or a[2] is not model._lags or a[3] is not model._count):   # (the first period sets _args)
-            return [self.step(gpu_energy_j[r], host_energy_j[r], reset, bool(score[r])) for r in range(k)]
+            out = []
+            for r, d in enumerate(dts_s):
+                g += gpu_power_w * d
+                h += host_power_w * d
+                out.append(self.step(g, h, reset, bool(score[r])))
+            return out
         sums = np.zeros((k, 3))
         done, bad = _block_kernel()(a[0], a[1], a[2], a[3], model._k, a[5], a[6], a[7], a[8], a[9], a[10],
-                                    np.ascontiguousarray(gpu_energy_j), np.ascontiguousarray(host_energy_j),
-                                    a[13], a[14], a[15], a[16], a[17], reset, a[19], a[20], score, sums)
+                                    g, h, np.ascontiguousarray(gpu_power_w), np.ascontiguousarray(host_power_w),
+                                    np.asarray(dts_s, dtype=float), a[13], a[14], a[15], a[16], a[17], reset,
+                                    a[19], a[20], score, sums)
         model._k += done
         out = [tuple(r) if sc else None for r, sc in zip(sums[:done].tolist(), score[:done].tolist())]
         if bad >= 0:

@@ -413,21 +413,20 @@ class GpuFleet:
         while a cohort is still moving."""
         return self._next_due_s if self._settled else -math.inf
 
-    def advance_block(self, times_s: list[float], per_cohort: bool):
+    def advance_block(self, times_s: list[float]) -> tuple[list[float], list[float]]:
         """Advance a settled fleet through the increasing ``times_s`` (all before
-        :meth:`can_block_until`), with the additions that :meth:`advance_to` at each time
-        followed by a read of the per-cohort energies would make (block stepping).
+        :meth:`can_block_until`) with the additions :meth:`advance_to` at each time makes
+        (block stepping); the per-cohort intervals stay lazy, as there.
 
-        Returns ``(gpu_total_j, host_total_j, gpu_j, host_j)``: the cumulative totals at
-        each time (lists of floats) and, with ``per_cohort``, the cumulative energies per
-        cohort at each time, C-contiguous ``(len(times_s), n)`` arrays (else None, and the
-        intervals stay lazy)."""
+        Returns ``(gpu_total_j, host_total_j)``: the cumulative totals at each time (lists
+        of Python floats)."""
         if not times_s[-1] < self.can_block_until():
             raise ValueError(f"advance_block to t={times_s[-1]} s: the fleet is not settled until then")
         # Python floats: the same IEEE sums as advance_to's on numpy scalars
-        g, h, work, t = (float(x) for x in (self.gpu_energy_total_j, self.host_energy_total_j, self.work_node_s, self.t_s))
+        g, h, work, t = (float(x) for x in (self.gpu_energy_total_j, self.host_energy_total_j, self.work_node_s,
+                                            self.t_s))
         w_tot, h_tot, rate = float(self._settled_total_w), float(self.host_power_total_w), float(self._work_rate)
-        dts, gs, hs = [], [], []
+        dts, gs, hs = self._lazy_dts, [], []
         for t1 in times_s:
             d = t1 - t
             if not d > 0.0:
@@ -440,18 +439,17 @@ class GpuFleet:
             hs.append(h)
             t = t1
         self.gpu_energy_total_j, self.host_energy_total_j, self.work_node_s, self.t_s = g, h, work, t
-        if not per_cohort:
-            self._lazy_dts.extend(dts)
-            return gs, hs, None, None
-        self._flush()
-        # acc += rates * d for each interval in order (what a flush per read does), as one
-        # cumulative sum along the block: rows[r] = rows[r - 1] + rates * d_r
-        rows = np.empty((len(dts) + 1, *self._acc.shape))
-        rows[0] = self._acc
-        np.multiply(self._rates, np.asarray(dts)[:, None, None], out=rows[1:])
-        np.add.accumulate(rows, axis=0, out=rows)
-        self._acc[...] = rows[-1]
-        return gs, hs, np.ascontiguousarray(rows[1:, 0]), np.ascontiguousarray(rows[1:, 1])
+        return gs, hs
+
+    def lazy_energy(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[float]]:
+        """The per-cohort GPU and host energy as last applied [J] (copies), their rates while
+        settled [W] (read-only views) and the intervals not yet applied [s]: applying
+        ``energy += rate * d`` for each interval in order gives :attr:`gpu_energy_j` and
+        :attr:`host_energy_j` exactly (what a read does). For block stepping, where Tier 2
+        needs the energies after each interval without the fleet materialising them."""
+        gpu_w, host_w = self._rates[0].view(), self._rates[1].view()
+        gpu_w.flags.writeable = host_w.flags.writeable = False
+        return self._gpu_e_j.copy(), self._host_e_j.copy(), gpu_w, host_w, list(self._lazy_dts)
 
     def _advance(self, t_s: float) -> None:
         """Integrate to ``t_s`` with the targets held constant."""

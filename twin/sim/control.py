@@ -212,12 +212,22 @@ class FacilityControl:
         self.tier2_ticks += 1
         self.tier2_done_s = now_s
 
-    def tier2_block(self, times_s: list[float], gpu_energy_j: np.ndarray, host_energy_j: np.ndarray) -> None:
-        """Tier 2's periods ending at ``times_s`` (block stepping, one per base tick) given the
-        cumulative energies per cohort at each, ``(k, n)``: :meth:`tier2_period` at each time,
-        the RLS ticks in one compiled call."""
-        n = self.fleet.n_cohorts
-        for sums in self._t2.step_block(gpu_energy_j, host_energy_j, self._changed, [t > 0.0 for t in times_s]):
+    def tier2_block(self, times_s: list[float]) -> None:
+        """Tier 2's periods ending at ``times_s`` (block stepping, one per base tick; the
+        fleet settled and advanced through them with the intervals still lazy):
+        :meth:`tier2_period` at each time, the RLS ticks in one compiled call."""
+        fleet = self.fleet
+        gpu_j, host_j, gpu_w, host_w, dts = fleet.lazy_energy()
+        extra = len(dts) - len(times_s)   # intervals before the block's (none when Tier 2 read last)
+        if extra < 0:
+            raise RuntimeError(f"Tier 2 block: {len(dts)} lazy intervals for {len(times_s)} periods")
+        for d in dts[:extra]:             # applied as a read would
+            gpu_j += gpu_w * d
+            host_j += host_w * d
+        dts = dts[extra:]
+        n = fleet.n_cohorts
+        for sums in self._t2.step_block(gpu_j, host_j, gpu_w, host_w, dts, self._changed,
+                                        [t > 0.0 for t in times_s]):
             if sums is not None:   # accumulated period by period, as tier2_period does
                 self._abs_err += sums[0]
                 self._abs_err_persist += sums[1]

@@ -479,10 +479,10 @@ class Engine:
                     times.append(tn)
                     tp, kk = tn, kk + 1
                 if len(times) >= 2:                    # a settled stretch: vectorised
-                    gs, hs, g_c, h_c = fleet.advance_block(times, per_cohort=t2)
+                    gs, hs = fleet.advance_block(times)
                     rows = site.close_block(times, gs, hs)
                     if t2:
-                        ctl.tier2_block(times, g_c, h_c)
+                        ctl.tier2_block(times)
                     for row in rows:
                         k += 1
                         book(row, k)
