@@ -366,14 +366,15 @@ class DriftPlant:
         self.cap_w[cohorts] = cap_w
 
 
-def run_pair(n, seed, params, until_s, initial_temp_c=None, nan_frac=0.3):
-    """The same random scenario on the fast and the reference controller: both controllers."""
+def run_pair(n, seed, params, until_s, initial_temp_c=None, nan_frac=0.3, backend="auto"):
+    """The same random scenario on the fast (``backend``) and the reference controller: both controllers."""
     out = []
     for cls in (Tier1Controller, RefController):
         rng = np.random.default_rng(seed)
         env = simpy.Environment()
         plant = DriftPlant(env, rng.uniform(150.0, 320.0, n))
-        ctl = cls(env, plant, params, setpoint_w=rng.uniform(160.0, 290.0, n), initial_temp_c=initial_temp_c)
+        ctl = cls(env, plant, params, setpoint_w=rng.uniform(160.0, 290.0, n), initial_temp_c=initial_temp_c,
+                  backend=backend)
 
         def driver(ctl=ctl, plant=plant, env=env, rng=rng):
             while True:
@@ -412,28 +413,33 @@ def assert_same_run(a, b):
 
 
 @pytest.mark.parametrize("n, seed", [(1, 0), (4, 1), (100, 2)])
-def test_controller_equals_the_reference_on_random_runs(n, seed):
-    a, b = run_pair(n, seed, P, 30.0)
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_controller_equals_the_reference_on_random_runs(n, seed, backend):
+    a, b = run_pair(n, seed, P, 30.0, backend=backend)
+    assert a[0].backend == backend
     assert a[0].ticks > 100 and a[0].windows > 1
     assert a[0].watch_polls > 10 or n == 100  # asleep and watching too (100 cohorts rarely all settle)
     assert_same_run(a, b)
 
 
-def test_controller_equals_the_reference_with_the_thermal_fallback():
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_controller_equals_the_reference_with_the_thermal_fallback(backend):
     """A hot site (ambient 50 °C): cohorts cross 85 °C, the fallback and its timer engage."""
     n = 20
-    a, b = run_pair(n, 5, replace(P, ambient_c=50.0), 40.0, initial_temp_c=np.linspace(70.0, 90.0, n))
+    a, b = run_pair(n, 5, replace(P, ambient_c=50.0), 40.0, initial_temp_c=np.linspace(70.0, 90.0, n),
+                    backend=backend)
     assert a[0].hot.any() or any(np.any(c == 200.0) for _, _, c in a[1].calls)  # the fallback was used
     assert_same_run(a, b)
 
 
-def test_controller_equals_the_reference_on_the_fakes():
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_controller_equals_the_reference_on_the_fakes(backend):
     """The fake plant behind its 20 ms NVML hold, with the V100's rise delay."""
 
     def run(cls):
         env = simpy.Environment()
         fake = FakeGpuPlant([300.0, 260.0, 180.0], lambda: env.now, rise_delay_s=0.11)
-        ctl = cls(env, SampleHoldPlant(fake, lambda: env.now), P, setpoint_w=[220.0, 230.0, np.nan])
+        ctl = cls(env, SampleHoldPlant(fake, lambda: env.now), P, setpoint_w=[220.0, 230.0, np.nan], backend=backend)
 
         def steps():
             for t, sp in ((0.7, [170.0, 250.0, 200.0]), (1.9, [240.0, np.nan, 160.0]), (3.0, [np.nan] * 3)):

@@ -45,7 +45,9 @@ threshold. Nothing here reads a clock other than ``env.now``.
 
 from __future__ import annotations
 
+import functools
 import math
+import sys
 from dataclasses import dataclass, replace
 from functools import cached_property
 
@@ -403,6 +405,168 @@ def loop_spectral_radius(params: PidParams, tau_s: float, gain: float = 1.0, hol
     return float(np.max(np.abs(np.linalg.eigvals(period))) ** (1.0 / hold_ticks))
 
 
+# ---------------------------------------------------------------- compiled backend
+#
+# One tick of Tier1Controller._tick (pid_step with lag_model_step, the write mask, the settle
+# bookkeeping) as one loop over cohorts, compiled by numba in _tier1_kernel() (fastmath off:
+# IEEE arithmetic, the same operations in the same order as the numpy path, which stays the
+# reference; tests/test_tier1_kernel.py compares them bit for bit). numpy's min/max
+# semantics are spelled out: np.maximum(a, b) and the lower bound of x.clip(lo_array, ...)
+# are ``a if (math.isnan(a) or a > b) else b`` (NaN in a: a; a tie at ±0: b), np.minimum and the
+# upper bound likewise with ``<``; x.clip(lo, hi) with scalar bounds keeps x on a tie
+# (``x if (math.isnan(x) or x >= lo) else lo``). exp is not called: the lag model's decays come in.
+
+
+def _tick_soa(sp, ctrl, all_ctrl, y, lo_w, hi_w, integral_w, prev_error_w, model_w, force_w, pending_w,
+              pending_s, r_old_w, same_sp, cap_w, check_over, ref_w, ref_cap_w, count, settle_samples,
+              write, prm, out):
+    """One Tier-1 tick for every cohort; in place on ``cap_w, ref_w, ref_cap_w, count, write``.
+
+    ``sp``: setpoints [W] (``ctrl``: not NaN, ``all_ctrl``: every one); ``y``: power read [W];
+    ``lo_w, hi_w``: output range [W]; the state before the tick (``r_old_w``: its setpoints,
+    ``same_sp``: the same array as ``sp``); ``cap_w``: the caps in force [W] (``check_over``:
+    a cap above ``hi_w`` is written too); ``prm``: ``(eta_ff, kp, kp_down, kd, tick_s, ki *
+    tick_s, write_deadband_w, integral_limit_w, model_rise_delay_s, lag decay down, lag decay
+    up, settle_band_frac)``. Writes rows 0-7 of ``out``: integral, previous error, model,
+    force, pending [W], pending [s], cap [W], setpoint [W]. Returns ``(cohorts to write,
+    caps above hi_w, cohorts not settled)``.
+    """
+    eta, kp, kp_down, kd, ts, ki_ts = prm[0], prm[1], prm[2], prm[3], prm[4], prm[5]
+    band_w, lim, delay_s, decay_down, decay_up, band_frac = prm[6], prm[7], prm[8], prm[9], prm[10], prm[11]
+    nan = np.nan
+    n_write = n_over = n_open = 0
+    for i in range(sp.shape[0]):
+        # ---- pid_step (r: the setpoint, y where not controlled)
+        yi = y[i]
+        c = all_ctrl or ctrl[i]
+        r = sp[i] if c else yi
+        e = r - yi
+        pe = prev_error_w[i]
+        first = math.isnan(pe)
+        d = 0.0 if first else kd * (e - pe) / ts
+        up = e > 0
+        base = r / eta + (kp if up else kp_down) * e + d
+        if first:  # the lag model at rest on its last command
+            pw, ps = pending_w[i], 0.0
+            fw = pw if pending_s[i] > 0 else force_w[i]
+            mw = fw
+        else:
+            mw, fw, pw, ps = model_w[i], force_w[i], pending_w[i], pending_s[i]
+        i0 = integral_w[i]
+        integ = i0
+        r_old = r_old_w[i]
+        if not r_old > 0:
+            r_old = nan
+        if math.isfinite(r_old):
+            integ = integ * r / r_old
+        if not same_sp and r < r_old:
+            integ = integ if (math.isnan(integ) or integ < 0.0) else 0.0  # np.minimum(integ, 0.0)
+        lo, hi = lo_w[i], hi_w[i]
+        x = base + integ
+        x = x if (math.isnan(x) or x > lo) else lo
+        x = x if (math.isnan(x) or x < hi) else hi
+        command = eta * (x - integ)
+        quiet = ps <= 0 and abs(mw - fw) <= band_w and abs(command - fw) <= band_w
+        trial = integ + ki_ts * e
+        if up:  # np.minimum(trial, np.maximum(integ, hi - base))
+            b = hi - base
+            b = integ if (math.isnan(integ) or integ > b) else b
+            trial = trial if (math.isnan(trial) or trial < b) else b
+        else:  # np.maximum(trial, np.minimum(integ, lo - base))
+            b = lo - base
+            b = integ if (math.isnan(integ) or integ < b) else b
+            trial = trial if (math.isnan(trial) or trial > b) else b
+        integ = trial if quiet else integ
+        integ = integ if (math.isnan(integ) or integ >= -lim) else -lim
+        integ = integ if (math.isnan(integ) or integ <= lim) else lim
+        cap = base + integ
+        cap = cap if (math.isnan(cap) or cap > lo) else lo
+        cap = cap if (math.isnan(cap) or cap < hi) else hi
+        # ---- lag_model_step
+        v = eta * (cap - integ)
+        if v < fw:  # np.where(v < fw, v, fw) (spelled out: not min's NaN rules)  # noqa: PLR1730
+            fw = v
+        if v > fw + band_w:
+            ps = (ps if ps > 0 else delay_s) - ts
+            pw = v
+            if ps <= 1e-9:
+                fw, ps = v, 0.0
+        else:
+            pw, ps = nan, 0.0
+        mw = fw + (mw - fw) * (decay_down if fw < mw else decay_up)
+        # ---- Tier1Controller._tick: uncontrolled cohorts keep their integral, thermal cap only
+        if not c:
+            integ, e = i0, nan
+            cw = cap_w[i]
+            cap = cw if (math.isnan(cw) or cw < hi) else hi
+        out[0, i], out[1, i], out[2, i], out[3, i] = integ, e, mw, fw
+        out[4, i], out[5, i], out[6, i], out[7, i] = pw, ps, cap, r
+        cw = cap_w[i]
+        w = abs(cap - cw) > band_w
+        if check_over and cw > hi:
+            n_over += 1
+            w = True
+        write[i] = w
+        if w:
+            cap_w[i] = cw = cap
+            n_write += 1
+        # settled: in band (or exhausted, power steady), the cap and the lag model at rest
+        band = band_frac * abs(r)
+        steady = abs(yi - ref_w[i]) <= band
+        exhausted = ((((cw >= hi) or (integ >= lim)) and e > 0) or (((cw <= lo) or (integ <= -lim)) and e < 0)) \
+            and not ps > 0
+        steady_sat = exhausted and steady
+        at_rest = abs(cap - ref_cap_w[i]) <= band_w and ps <= 0 and abs(mw - fw) <= band_w
+        ok = ((abs(e) <= band) or steady_sat) and at_rest
+        if not c:
+            ok = True
+        if not steady_sat:
+            ref_w[i] = yi
+        if not ok:
+            ref_cap_w[i] = cap
+        k = count[i] + 1 if ok else 0
+        count[i] = k
+        if k < settle_samples:
+            n_open += 1
+    return n_write, n_over, n_open
+
+
+@functools.cache
+def _tier1_kernel():
+    """:func:`_tick_soa` compiled by numba for its one signature (read-only inputs of any
+    layout, so every float64 array converts), cached on disk; ImportError without numba."""
+    import numba
+    from numba import types
+
+    f8, b1, i8 = types.float64, types.boolean, types.int64
+    ro = types.Array(f8, 1, "A", readonly=True)
+    sig = types.UniTuple(i8, 3)(ro, types.Array(b1, 1, "A", readonly=True), b1, ro, ro, ro, ro, ro, ro, ro, ro,
+                                ro, ro, b1, types.Array(f8, 1, "A"), b1, types.Array(f8, 1, "A"),
+                                types.Array(f8, 1, "A"), types.Array(i8, 1, "A"), i8, types.Array(b1, 1, "A"),
+                                ro, types.Array(f8, 2, "C"))
+    return numba.njit(sig, cache=True, fastmath=False, error_model="numpy")(_tick_soa)
+
+
+_BACKENDS = ("auto", "numba", "numpy")
+
+
+def _resolve_backend(backend: str) -> str:
+    """``"numba"`` or ``"numpy"`` for a :class:`Tier1Controller` ``backend`` argument: "auto"
+    is numba where the process has imported it already (numba's own start-up, ~0.7 s, is then
+    paid or shared: loading this kernel from its cache adds a few ms), else numpy."""
+    if backend not in _BACKENDS:
+        raise ValueError(f"backend={backend!r}: expected one of {_BACKENDS}")
+    if backend == "auto":
+        return "numba" if "numba" in sys.modules else "numpy"
+    if backend == "numba":
+        try:
+            import numba  # noqa: F401
+        except ImportError as exc:
+            raise ImportError("Tier1Controller(backend='numba') needs numba: pip install numba "
+                              "(a core dependency of gridtwin), or use backend='numpy'") from exc
+    return backend
+
+
 class Tier1Controller:
     """The Tier-1 SimPy process over a :class:`GpuPlant`, vectorised over its cohorts.
 
@@ -417,6 +581,12 @@ class Tier1Controller:
         Initial board-power setpoint per cohort [W]; NaN (default): cohort not controlled.
     initial_temp_c : float or array, optional
         Junction estimate at the first reading [°C]; default steady state at that power.
+    backend : {"auto", "numba", "numpy"}
+        The arithmetic of a control tick: ``"numpy"``, :func:`pid_step` and the numpy
+        bookkeeping (the reference); ``"numba"``, the same operations compiled as one call
+        (:func:`_tick_soa`; the same results, bit for bit), ImportError without numba;
+        ``"auto"``: numba if the process has imported it (as Tier 2 does), else numpy. The
+        plant calls are the same. The backend in use is ``self.backend``.
 
     Attributes
     ----------
@@ -430,10 +600,16 @@ class Tier1Controller:
     """
 
     def __init__(self, env: simpy.Environment, plant: GpuPlant, params: PidParams | None = None,
-                 setpoint_w=None, initial_temp_c=None):
+                 setpoint_w=None, initial_temp_c=None, backend: str = "auto"):
         self.env, self.plant, self.params = env, plant, PidParams() if params is None else params
         n = plant.n_cohorts
         self.min_w, self.max_w = (np.asarray(a, dtype=float) for a in plant.power_limits_w())
+        self.backend = _resolve_backend(backend)
+        # the compiled tick: 1-d power limits of n cohorts; its parameter vector per params object
+        self._compiled = self.backend == "numba" and self.min_w.shape == (n,) and self.max_w.shape == (n,)
+        self._kernel = None  # (loaded at the first compiled tick)
+        self._kparams_of = self._kparams = self._kstate = None  # _kstate: a state known to fit the kernel
+        self._write = np.zeros(n, dtype=bool)
         self.setpoint_w = np.full(n, np.nan)
         if setpoint_w is not None:
             self.setpoint_w[:] = setpoint_w
@@ -446,6 +622,7 @@ class Tier1Controller:
         self.ticks = self.writes = self.cohort_writes = self.windows = self.watch_polls = 0
         self.awake = False
         self._cap_w = np.full(n, np.nan)  # last cap read or written
+        self._cap_fits = True  # _cap_w is n writable float64 (the compiled tick writes it in place)
         self._count = np.zeros(n, dtype=np.int64)
         self._ref_w = np.full(n, np.nan)
         self._ref_cap_w = np.full(n, np.nan)
@@ -525,6 +702,7 @@ class Tier1Controller:
             self.windows += 1
             self._cap_w = np.asarray(self.plant.read_power_cap_w(), dtype=float)
             self._cap_ok_hi = None
+            self._cap_fits = self._cap_w.shape == self._write.shape and self._cap_w.flags.writeable
             self._count[:] = 0
             self._ref_w[:] = np.nan
             self._ref_cap_w[:] = np.nan
@@ -582,6 +760,9 @@ class Tier1Controller:
         y = self._measure()
         ctrl, all_ctrl, _, sp_band = self._setpoint_masks()
         before = self.state
+        if self._compiled and self._cap_fits and y.shape == self._write.shape and (
+                before is self._kstate or self._state_fits(before)):
+            return self._tick_compiled(y, ctrl, all_ctrl, before)
         if all_ctrl:  # the setpoint terms and the model's rest mask kept per array
             r = self.setpoint_w
             if self._sp_terms is None:
@@ -631,6 +812,42 @@ class Tier1Controller:
         self._count += 1
         self._count *= ok
         return np.count_nonzero(self._count < p.settle_samples) == 0
+
+    def _state_fits(self, state: PidState) -> bool:
+        """Whether the compiled tick takes ``state``: every array there, float64, 1-d, n cohorts."""
+        shape = self._write.shape
+        return all(isinstance(a, np.ndarray) and a.dtype == np.float64 and a.shape == shape for a in (
+            state.integral_w, state.prev_error_w, state.model_w, state.force_w, state.pending_w, state.pending_s,
+            state.setpoint_w))
+
+    def _tick_compiled(self, y: np.ndarray, ctrl: np.ndarray, all_ctrl: bool, before: PidState) -> bool:
+        """:meth:`_tick` after the reading, its arithmetic in one compiled call (the same values)."""
+        p = self.params
+        if self._kparams_of is not p:
+            self._kparams = np.array([p.eta_ff, p.kp, p.kp_down, p.kd, p.tick_s, p.ki * p.tick_s, p.write_deadband_w,
+                                      p.integral_limit_w, p.model_rise_delay_s, *p.lag_decays, p.settle_band_frac])
+            self._kparams_of = p
+        sp, hi_w, write = self.setpoint_w, self._hi_w, self._write
+        check_over = self._cap_ok_hi is not hi_w
+        out = np.empty((8, write.size))
+        if self._kernel is None:
+            self._kernel = _tier1_kernel()
+        n_write, n_over, n_open = self._kernel(
+            sp, ctrl, all_ctrl, y, self.min_w, hi_w, before.integral_w, before.prev_error_w, before.model_w,
+            before.force_w, before.pending_w, before.pending_s, before.setpoint_w, all_ctrl and before.setpoint_w is sp,
+            self._cap_w, check_over, self._ref_w, self._ref_cap_w, self._count, p.settle_samples, write,
+            self._kparams, out)
+        if check_over and not n_over:  # none above the limit: known until the limit changes
+            self._cap_ok_hi = hi_w
+        integral, e, model, force, pending_w, pending_s, cap, r = out
+        self.state = self._kstate = PidState(integral, e, model, force, pending_w, pending_s, sp if all_ctrl else r)
+        self._rest_of = None
+        if n_write:  # (the kernel has put them in self._cap_w)
+            idx = write.nonzero()[0]
+            self.plant.set_power_cap_w(idx, cap[idx])
+            self.writes += 1
+            self.cohort_writes += idx.size
+        return n_open == 0
 
     def _watch(self) -> bool:
         """A read while asleep: True if a controlled cohort left its band or the fallback changed."""
