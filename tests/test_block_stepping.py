@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -110,7 +109,7 @@ def test_blocks_with_a_stateful_plant_heat_loop_and_battery(tmp_path):
     except Exception as exc:  # noqa: BLE001 - the keys below must exist; say which one did not
         pytest.fail(f"test scenario invalid: {exc}")
     fast, s_fast, f_fast = _run(tmp_path / "blocks", raw, True)
-    slow, s_slow, f_slow = _run(tmp_path / "ticks", raw, False)
+    _, s_slow, f_slow = _run(tmp_path / "ticks", raw, False)
     assert fast.block_ticks > 1800
     pd.testing.assert_frame_equal(f_fast["timeseries.parquet"], f_slow["timeseries.parquet"], check_exact=True)
     a, b = dict(_numbers(s_fast)), dict(_numbers(s_slow))
@@ -155,7 +154,7 @@ def test_fleet_advance_block_equals_advance_to_and_reads():
         want_h.append(a.host_energy_total_j)
         want_gc.append(a.gpu_energy_j.copy())
         want_hc.append(a.host_energy_j.copy())
-    b.progress_s   # applied: no intervals pending before the block
+    _ = b.progress_s   # a read applies the lazy intervals: none pending before the block
     gs, hs = b.advance_block(times)
     assert gs == want_g and hs == want_h
     g, h, gw, hw, dts = b.lazy_energy()

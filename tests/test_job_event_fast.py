@@ -20,7 +20,7 @@ import bisect
 import dataclasses
 import math
 from collections import deque
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -231,10 +231,11 @@ def test_queue_without_progress_equals_the_reference_queue():
     logs = []
     for cls in (BatchQueue, ReferenceBatchQueue):
         env, log = simpy.Environment(), {}
-        q = cls(env, 5, size, run, run * 1.5, lambda i, n: log.__setitem__(i, [env.now, None, n.tolist()]),
-                lambda i, n: log[i].__setitem__(1, env.now))
+        q = cls(env, 5, size, run, run * 1.5,
+                lambda i, n, env=env, log=log: log.__setitem__(i, [env.now, None, n.tolist()]),
+                lambda i, n, env=env, log=log: log[i].__setitem__(1, env.now))
 
-        def arrivals():
+        def arrivals(env=env, q=q):
             for i, t in enumerate(sub):
                 yield env.timeout(t - env.now)
                 q.submit(i)
