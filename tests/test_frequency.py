@@ -260,3 +260,25 @@ def test_synthetic_rejects_overlapping_or_outside_dips():
         synthetic_frequency_trace(100.0, seed=1, dips=[FrequencyDip(95.0)])
     with pytest.raises(ValueError, match="nadir_hz < cross_hz"):
         FrequencyDip(100.0, nadir_hz=49.8, cross_hz=49.7)
+
+
+@pytest.mark.parametrize("seed,dt_s", [(0, 0.1), (7, 0.1), (42, 1.0)])
+def test_synthetic_noise_is_the_plain_ar1_recursion_bit_for_bit(seed, dt_s):
+    # the OU noise is filtered with scipy's lfilter; it must equal the recursion
+    # n_k = phi n_{k-1} + scale e_k written out (no dips: the trace is 50 Hz + noise)
+    from twin.facility.frequency import NOISE_STD_HZ, synthetic_frequency_trace
+
+    from twin.facility.frequency import NOISE_CORRELATION_S
+
+    duration_s, corr_s = 3600.0, NOISE_CORRELATION_S
+    sig = synthetic_frequency_trace(duration_s, seed=seed, dt_s=dt_s)
+    n = int(round(duration_s / dt_s)) + 1
+    shocks = np.random.default_rng(seed).standard_normal(n)
+    phi = math.exp(-dt_s / corr_s)
+    scale = NOISE_STD_HZ * math.sqrt(1.0 - phi * phi)
+    x = NOISE_STD_HZ * float(shocks[0])
+    want = [x]
+    for e in shocks[1:].tolist():
+        x = phi * x + scale * e
+        want.append(x)
+    np.testing.assert_array_equal(sig.freq_hz, 50.0 + np.array(want))
