@@ -7,6 +7,10 @@
   loops over floats: a fleet with ``loop_max = 0`` (arrays only, the reference) and one
   with a large ``loop_max`` (loops only) are driven through the same random events and
   must agree exactly in every state array and total.
+* Once numba is loaded, a non-settled advance is one compiled kernel (``_advance_soa``)
+  plus numpy's pairwise sums (Tier 2's ``_pairwise_sum``): a fleet on it is driven beside
+  the numpy-only ones (``_adv_numba = False``) and must agree exactly too; its plain
+  Python form (no numba) as well.
 * The checked public functions keep their errors.
 
 No timing here (issue 9's speed is measured by ``bench/``).
@@ -15,11 +19,13 @@ No timing here (issue 9's speed is measured by ``bench/``).
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 import pytest
 
 from twin.control.plant import CapOutOfRangeError
+from twin.facility import gpu_fleet
 from twin.facility.gpu_fleet import GENERIC, GpuFleet
 from twin.physics import _scalar
 from twin.physics.gpu import (GPU_PROFILES, WORKLOADS, board_power_step, class_model, class_power_throughput,
@@ -130,13 +136,17 @@ TOTALS = ("gpu_energy_total_j", "host_energy_total_j", "work_node_s", "t_s", "ho
           "_next_due_s", "_settled")
 
 
-def _fleets(n, profile="V100-SXM2-16GB", hosts=None):
+def _fleets(n, profile="V100-SXM2-16GB", hosts=None, gpus=None):
+    """[arrays only (the reference), loops only, default split: all numpy; compiled advance]."""
+    pytest.importorskip("numba")  # loaded: the last fleet takes the compiled advance
     prof = GPU_PROFILES[profile]
     out = []
-    for loop_max in (0, 10 ** 9, GpuFleet.loop_max):
-        f = GpuFleet(prof, gpu_count=np.full(n, 4), host_count=np.ones(n) if hosts is None else hosts,
+    for loop_max, compiled in ((0, False), (10 ** 9, False), (GpuFleet.loop_max, False), (GpuFleet.loop_max, True)):
+        f = GpuFleet(prof, gpu_count=np.full(n, 4) if gpus is None else gpus,
+                     host_count=np.ones(n) if hosts is None else hosts,
                      cap_w=prof.max_limit_w * 0.9, host_idle_w=120.0, host_busy_w=410.0)
         f.loop_max = loop_max
+        f._adv_numba = compiled
         out.append(f)
     return out
 
@@ -158,18 +168,15 @@ def _assert_same(fleets):
             assert a == b or (math.isnan(a) and math.isnan(b)), k
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_loop_and_array_paths_agree_on_random_events(seed):
-    rng = np.random.default_rng(seed)
-    n = 60
-    hosts = rng.integers(1, 3, n).astype(float) if seed % 2 else None
-    fleets = _fleets(n, profile=("V100-SXM2-16GB", "H100-SXM")[seed % 2], hosts=hosts)
-    prof = fleets[0].profile
+def _drive(fleets, rng, steps=400):
+    """The same random events (loads, caps, traces, advances, reads) on every fleet,
+    comparing them as it goes."""
+    n, prof = fleets[0].n_cohorts, fleets[0].profile
     t = 0.0
-    for step in range(400):
+    for step in range(steps):
         kind = rng.random()
         t += float(rng.choice([0.0, 1e-3, 0.005, 0.05, 0.1101, 0.3, 1.0, 7.0]))
-        size = int(rng.choice([1, 1, 2, 3, 5, 16, 17, 40, n]))
+        size = min(int(rng.choice([1, 1, 2, 3, 5, 16, 17, 40, n])), n)
         cohorts = np.sort(rng.choice(n, size, replace=False))
         if kind < 0.35:
             util = float(rng.choice([0.0, 0.3, 0.75, 1.0]))
@@ -205,6 +212,47 @@ def test_loop_and_array_paths_agree_on_random_events(seed):
             f.advance_to(t)
     _assert_same(fleets)
     assert fleets[0]._settled
+    assert fleets[-1]._adv_compiled is not None and all(f._adv_compiled is None for f in fleets[:-1])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_loop_and_array_paths_agree_on_random_events(seed):
+    rng = np.random.default_rng(seed)
+    n = 60
+    hosts = rng.integers(1, 3, n).astype(float) if seed % 2 else None
+    _drive(_fleets(n, profile=("V100-SXM2-16GB", "H100-SXM")[seed % 2], hosts=hosts), rng)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_compiled_advance_agrees_with_odd_gpu_counts_and_large_fleets(seed):
+    # GPU counts that are not powers of two ((target x dt) x n is not (target x n) x dt),
+    # and fleets long enough for several pairwise-summation blocks (and one past numpy's
+    # 8192-element buffer)
+    rng = np.random.default_rng(100 + seed)
+    n = (7, 1000, 9000)[seed]
+    gpus = rng.choice([1.0, 3.0, 4.0, 6.0, 8.0, 0.5], n)
+    hosts = rng.integers(1, 4, n).astype(float)
+    _drive(_fleets(n, profile=("H100-SXM", "V100-SXM2-16GB", "V100-SXM2-16GB")[seed], hosts=hosts, gpus=gpus), rng,
+           steps=(400, 200, 60)[seed])
+
+
+def test_compiled_advance_python_form_and_numba_gate(monkeypatch):
+    """The kernel's plain Python form gives the same numbers (it is the numba source), and
+    the fleet stays on numpy while numba is not loaded."""
+    pytest.importorskip("numba")
+    from twin.control.tier2_ar import _pairwise_sum
+    monkeypatch.setattr(gpu_fleet, "_advance_kernels", lambda: (gpu_fleet._advance_soa, _pairwise_sum))
+    rng = np.random.default_rng(7)
+    fleets = _fleets(40, gpus=rng.choice([2.0, 3.0, 4.0], 40))
+    _drive(fleets, rng, steps=120)
+    assert fleets[-1]._adv_compiled[0] is gpu_fleet._advance_soa
+    prof = GPU_PROFILES["V100-SXM2-16GB"]
+    monkeypatch.delitem(sys.modules, "numba")
+    f = GpuFleet(prof, gpu_count=np.full(5, 4), host_count=np.ones(5), cap_w=prof.max_limit_w, host_idle_w=120.0,
+                 host_busy_w=410.0)
+    f.set_load(0.0, [0, 1], 0.9, 0.5, 0)
+    f.advance_to(0.5)
+    assert f._adv_compiled is None  # numpy path (numba is not imported by the fleet)
 
 
 def test_loop_path_ties_and_edge_values():

@@ -19,7 +19,9 @@ RC model at each advance's mean power. Host (non-GPU) power is piecewise constan
 
 from __future__ import annotations
 
+import functools
 import math
+import sys
 from types import SimpleNamespace
 from typing import Callable
 
@@ -39,7 +41,10 @@ class GpuFleet:
     Events and lag steps touching at most ``loop_max`` cohorts run as Python loops over
     floats, larger ones on numpy arrays: the same IEEE operations in the same order, so
     the same numbers (``tests/test_gpu_fleet_fastpath.py``); numpy's ``exp``/``expm1``
-    are used in both.
+    are used in both. When numba is already loaded in the process (Tier 2 loads it), an
+    advance while cohorts move is one compiled call (``_advance_soa``, the numpy path's
+    operations in order, numpy's pairwise sum reproduced); otherwise the numpy path runs,
+    since importing numba for the fleet alone would cost more than it saves.
 
     Parameters
     ----------
@@ -58,6 +63,12 @@ class GpuFleet:
     """
 
     loop_max = 16  # most cohorts an event or lag step handles in a Python loop
+    # the non-settled advance runs as one compiled kernel (_advance_soa) once numba is loaded
+    # (by Tier 2; the fleet does not import it: its first use costs ~0.3 s); False: numpy only
+    _adv_numba = True
+    _adv_compiled = None  # (kernel, pairwise sum, scratch [J], _lag_cache) once found (_compiled_advance)
+    _lag_cache = None  # {dt: _lag_constants(dt)} of recent steps (dts recur: ticks, the rise delay)
+    _lag_cache_max = 64
 
     def __init__(self, profile: GpuProfile, gpu_count, host_count, cap_w: float,
                  host_idle_w: float, host_busy_w: float, t0_s: float = 0.0, sm_clock_mhz: float | None = None):
@@ -467,6 +478,27 @@ class GpuFleet:
             # only the moving cohorts are stepped; a settled one's energy is target x dt, what
             # the closed form gives for a zero gap
             self._flush()
+            comp = self._adv_compiled or self._compiled_advance()
+            if comp is not None:
+                # one compiled pass (_advance_soa: the numpy path's operations below, in order)
+                # and numpy's pairwise sums of the energies and, once settled, of the rates
+                kern, psum, e_gpu, lag_cache = comp
+                idx = self._moving
+                consts = lag_cache.get(dt) if idx.size else e_gpu  # no lag step: not read
+                if consts is None:
+                    consts = self._lag_constants(dt)
+                left = kern(self.target_w, self.power_w, self.gpu_count, self.temp_c, self._temp_t_s, self._acc,
+                            self._rates, self._is_moving, idx, e_gpu, consts, float(dt), float(t_s))
+                self.gpu_energy_total_j += psum(e_gpu)
+                if left < idx.size:
+                    self._moving = idx[:left]  # the kernel packed the still moving ones in front
+                if not left:
+                    self._settled = True
+                    self._settled_total_w = psum(self._settled_cohort_w)
+                self.host_energy_total_j += self.host_power_total_w * dt
+                self.work_node_s += self._work_rate * dt
+                self.t_s = t_s
+                return
             e_gpu = self.target_w * dt
             idx = self._moving
             if 0 < idx.size <= self.loop_max:
@@ -512,15 +544,45 @@ class GpuFleet:
             self._th_decay = (dt, th_decay)
         return th_decay
 
+    def _lag_constants(self, dt: float) -> np.ndarray:
+        """The constants of a lag and thermal step over ``dt`` [s], kept for the last
+        ``_lag_cache_max`` distinct ``dt``: ``[exp(-dt/tau_down), exp(-dt/tau_up),
+        expm1(-dt/tau_down), expm1(-dt/tau_up), tau_down, tau_up, exp(-dt/tau_th), ambient_c,
+        r_th]`` (numpy's exp/expm1 of the two possible exponents: elementwise, the values the
+        array path gets)."""
+        cache = self._lag_cache
+        if cache is None:
+            cache = self._lag_cache = {}
+        consts = cache.get(dt)
+        if consts is None:
+            td, tu = self._dyn.tau_down_s, self._dyn.tau_up_s
+            neg_x = np.array([-dt / td, -dt / tu])
+            consts = np.array(np.exp(neg_x).tolist() + np.expm1(neg_x).tolist()
+                              + [td, tu, self._thermal_decay(dt), self.ambient_c, self.profile.r_th_k_per_w])
+            if len(cache) >= self._lag_cache_max:
+                cache.clear()
+            cache[dt] = consts
+        return consts
+
+    def _compiled_advance(self):
+        """``(kernel, pairwise sum, scratch, _lag_cache)`` for the compiled non-settled
+        advance, or None (numpy path) while numba is not loaded or ``_adv_numba`` is off."""
+        if not self._adv_numba or "numba" not in sys.modules:
+            return None
+        try:
+            kern, psum = _advance_kernels()
+        except ImportError:  # pragma: no cover - numba present but broken
+            return None
+        if self._lag_cache is None:
+            self._lag_cache = {}
+        self._adv_compiled = (kern, psum, np.empty(self.n_cohorts), self._lag_cache)
+        return self._adv_compiled
+
     def _step_moving_loop(self, idx: np.ndarray, dt: float, t_s: float, e_gpu: np.ndarray) -> None:
         """The lag and thermal step of a few moving cohorts ``idx`` over ``dt`` on Python
         floats: the operations of the array path, with numpy's exp/expm1 of the two
         possible exponents (one per direction; elementwise, the same values)."""
-        td, tu = self._dyn.tau_down_s, self._dyn.tau_up_s
-        neg_x = np.array([-dt / td, -dt / tu])
-        (ed, eu), (md, mu) = np.exp(neg_x).tolist(), np.expm1(neg_x).tolist()
-        amb, r_th = self.ambient_c, self.profile.r_th_k_per_w
-        th_decay = self._thermal_decay(dt)
+        ed, eu, md, mu, td, tu, th_decay, amb, r_th = self._lag_constants(dt).tolist()
         il = idx.tolist()
         power, e_mov, temp, fin, fin_w = [], [], [], [], []
         for i, t, p0, c0, n in zip(il, self.target_w[idx].tolist(), self.power_w[idx].tolist(),
@@ -713,6 +775,69 @@ class GpuFleet:
     def it_power_now_w(self) -> float:
         """Instantaneous IT power (GPUs + hosts) at the fleet's current time [W]."""
         return float(self.power_w @ self.gpu_count) + self.host_power_total_w
+
+
+def _advance_soa(target_w, power_w, gpu_count, temp_c, temp_t_s, acc, rates, is_moving, moving, e_gpu, consts,
+                 dt, t_s):
+    """The non-settled :meth:`GpuFleet._advance` over ``dt`` [s] to ``t_s`` [s] in place, the
+    operations of its numpy path in the same order (numba-compiled; plain Python otherwise).
+
+    ``e_gpu`` := per-cohort GPU energy of the step [J] (``target * dt``, the closed form for
+    the ``moving`` cohorts, times ``gpu_count``), added to ``acc[0]``; ``acc[1:] +=
+    rates[1:] * dt``; the moving cohorts' power, junction temperature (at their mean power)
+    and its time are stepped; those that reach their target are settled (``rates[0]`` :=
+    target x gpu_count, ``is_moving`` cleared) and the others packed, in order, at the
+    front of ``moving``. ``consts``: :meth:`GpuFleet._lag_constants`. Returns how many
+    cohorts still move. The sums (numpy's pairwise ones) are left to the caller."""
+    n = target_w.size
+    for i in range(n):
+        e_gpu[i] = target_w[i] * dt
+    left = 0
+    m = moving.size
+    if m:  # consts is read only here (any array may stand in when nothing moves)
+        ed, eu, md, mu = consts[0], consts[1], consts[2], consts[3]
+        td, tu, th_decay, amb, r_th = consts[4], consts[5], consts[6], consts[7], consts[8]
+    for j in range(m):
+        i = moving[j]
+        t = target_w[i]
+        gap = power_w[i] - t
+        if gap > 0.0:
+            p = t + gap * ed
+            e = t * dt - gap * td * md
+        else:
+            p = t + gap * eu
+            e = t * dt - gap * tu * mu
+        power_w[i] = p
+        e_gpu[i] = e
+        ss = amb + r_th * (e / dt)
+        temp_c[i] = ss + (temp_c[i] - ss) * th_decay
+        temp_t_s[i] = t_s
+        if p == t:
+            rates[0, i] = t * gpu_count[i]
+            is_moving[i] = False
+        else:
+            moving[left] = i  # left <= j: entries not yet read stay intact
+            left += 1
+    for i in range(n):
+        e = e_gpu[i] * gpu_count[i]
+        e_gpu[i] = e
+        acc[0, i] += e
+        acc[1, i] += rates[1, i] * dt
+        acc[2, i] += rates[2, i] * dt
+    return left
+
+
+@functools.cache
+def _advance_kernels():
+    """(:func:`_advance_soa`, numpy's pairwise sum) compiled by numba, cached on disk;
+    ImportError without numba. The sum is Tier 2's ``_pairwise_sum`` compiled on its own
+    (not inlined: numba's disk cache of a kernel would not see a change in another file)."""
+    import numba
+
+    from twin.control.tier2_ar import _pairwise_sum
+
+    jit = numba.njit(cache=True, fastmath=False, error_model="numpy")
+    return jit(_advance_soa), jit(_pairwise_sum)
 
 
 class TwinGpuPlant:
