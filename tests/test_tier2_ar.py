@@ -410,6 +410,9 @@ def test_the_m5_kernel_is_used_for_the_default_model_only(monkeypatch, order, in
     monkeypatch.setattr(tier2_ar, "_tick_kernel", tick)
     monkeypatch.setattr(tier2_ar, "_tick5_kernel", tick5)
     monkeypatch.setattr(tier2_ar, "_numba_kernels", lambda: (tick, tier2_ar._predict_soa, None, tick5))
+    for name, fn in (("_period_kernel", tier2_ar._power_period_soa), ("_work_kernel", tier2_ar._power_work),
+                     ("_unit_kernel", tier2_ar._unit_divisors), ("_sums3_kernel", tier2_ar._pairwise_sums3)):
+        monkeypatch.setattr(tier2_ar, name, fn)   # plain Python even after numba compiled them
     model = RlsAr(3, order=order, intercept=intercept, backend="numba")
     model.update(np.ones(3))
     assert calls == ["m5" if uses_m5 else "general"]
@@ -636,6 +639,69 @@ def test_pairwise_sum_is_numpys_add_reduce():
     for n in [0, 1, 7, 8, 9, 127, 128, 129, 135, 136, 257, 980, 1031, 5400]:
         a = rng.standard_normal(n) * 10.0 ** rng.uniform(-3, 6, n)
         assert tier2_ar._pairwise_sum(a) == np.add.reduce(a)
+
+
+def _sums3_cases():
+    rng = np.random.default_rng(4)
+    for n in [0, 1, 7, 8, 9, 127, 128, 129, 135, 136, 257, 980, 1031, 5400]:
+        y, p, m = (rng.standard_normal(n) * 10.0 ** rng.uniform(-3, 6, n) for _ in range(3))
+        yield y, p, m
+        if n > 9:   # edge values: signed zeros, infinities, NaN (once in one of the three)
+            y, p, m = y.copy(), p.copy(), m.copy()
+            y[:3], p[:3], m[:3] = -0.0, 0.0, -0.0
+            y[n // 2], m[n - 1], p[n // 3] = np.inf, np.nan, -np.inf
+            yield y, p, m
+
+
+@pytest.mark.parametrize("compiled", [False, pytest.param(True, marks=needs_numba)])
+def test_fused_scoring_sums_are_numpys(compiled):
+    # the three scoring sums in one pass (_pairwise_sums3) against np.add.reduce of the numpy
+    # path's vectors, bit for bit, on every branch of the pairwise summation and edge values
+    kernel = tier2_ar._numba_kernels() and tier2_ar._sums3_kernel if compiled else tier2_ar._pairwise_sums3
+    st, left, sums = np.empty((3, 64), dtype=np.int64), np.empty((3, 64)), np.empty(3)
+    for y, p, m in _sums3_cases():
+        kernel(y, p, m, st, left, sums)
+        want = [np.add.reduce(np.absolute(np.subtract(p, y))), np.add.reduce(np.absolute(np.subtract(m, y))),
+                np.add.reduce(y)]
+        _assert_same_bits(sums, np.array(want))
+
+
+@pytest.mark.parametrize("compiled", [False, pytest.param(True, marks=needs_numba)])
+@pytest.mark.parametrize("period_s, n_hosts", [(1.0, 1.0), (1.0, 4.0), (1.0, "mixed"), (2.0, 1.0), (0.5, "mixed")])
+def test_period_without_unit_divisions_equals_numpy_formula(compiled, period_s, n_hosts):
+    # _power_period_soa leaves out the divisions by exactly 1.0 (_unit_divisors): y, y / hi_w
+    # and the energy bookkeeping equal the numpy path's ((E - E_prev) / period) / n_hosts bit for bit
+    n = 23
+    rng = np.random.default_rng(5)
+    nh = rng.choice([1.0, 2.0, 3.0], n) if n_hosts == "mixed" else np.full(n, n_hosts)
+    unit = tier2_ar._unit_divisors(period_s, nh)
+    assert unit == (0 if period_s != 1.0 else 2 if np.all(nh == 1.0) else 1)
+    if compiled:
+        tier2_ar._numba_kernels()
+        assert tier2_ar._unit_kernel(period_s, nh) == unit
+    period = tier2_ar._period_kernel if compiled else tier2_ar._power_period_soa
+    iu = np.triu_indices(5)       # a fresh default model in the series-last layout
+    tri = np.zeros((5, 5), dtype=np.int64)
+    tri[iu] = tri.T[iu] = np.arange(15)
+    theta, lags = np.zeros((5, n)), np.full((4, n), np.nan)
+    pk = np.repeat((DELTA * np.eye(5))[iu][:, None], n, axis=1)
+    count, p0 = np.zeros(n, dtype=np.int64), (DELTA * np.eye(5))[iu]
+    hi, lo = rng.uniform(200.0, 900.0, n) * nh, np.full(n, 10.0)
+    prev = rng.uniform(0.0, 1e6, n)
+    prev[:2] = 0.0
+    gpu, host = prev + rng.uniform(0.0, 500.0, n) * period_s * nh, rng.uniform(0.0, 1e3, n)
+    gpu[0], host[0] = -0.0, -0.0                  # E - E_prev = -0.0: the sign kept
+    gpu[1], host[1] = 0.0, 0.0
+    want_y = np.true_divide(np.true_divide(np.subtract(np.add(gpu, host), prev), period_s), nh)
+    prev_k, mean_w, pred_w, sums = prev.copy(), np.zeros(n), np.zeros(n), np.zeros(3)
+    work, st, left = tier2_ar._power_work(n)
+    bad = period(theta, pk, lags, count, 0, FORGETTING_60S, 1.0, np.zeros(5), True, tri, p0, gpu, host, prev_k,
+                 period_s, nh, lo, hi, np.zeros(n, dtype=bool), mean_w, pred_w, True, sums, unit, work, st, left)
+    assert bad == -1
+    _assert_same_bits(mean_w, want_y)
+    _assert_same_bits(work[1], np.true_divide(want_y, hi))
+    _assert_same_bits(prev_k, np.add(gpu, host))
+    assert np.signbit(mean_w[0]) and not np.signbit(mean_w[1])
 
 
 def test_host_power_predictor_rejects_bad_limits():

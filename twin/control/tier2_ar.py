@@ -429,39 +429,142 @@ def _pairwise_sum(a):
             v = left_st[top] + v                      # both halves done
 
 
+def _pairwise_sums3(y, pred_w, mean_w, st, left, sums):
+    """``sums`` := (Σ|pred_w - y|, Σ|mean_w - y|, Σy), each bit for bit as
+    :func:`_pairwise_sum` (``np.add.reduce``) sums it, in one pass: the three sums walk the same
+    pairwise tree (it depends on the length only), each with its own 8 partial sums per block,
+    so no difference vector is stored. ``st`` (3, 64) int64 and ``left`` (3, 64) float: work
+    arrays (start, length, stage; the left halves' sums)."""
+    n = y.size
+    if n < 8:
+        a0 = a1 = a2 = 0.0
+        for i in range(n):
+            a0 += abs(pred_w[i] - y[i])
+            a1 += abs(mean_w[i] - y[i])
+            a2 += y[i]
+        sums[0], sums[1], sums[2] = a0, a1, a2
+        return
+    top, st[0, 0], st[1, 0] = 0, 0, n
+    while True:
+        lo, m = st[0, top], st[1, top]
+        if m > 128:                                   # descend into the left half
+            half = m // 2
+            half -= half % 8
+            st[2, top] = 0
+            top += 1
+            st[0, top], st[1, top] = lo, half
+            continue
+        yv, pv, mv = y[lo:lo + m], pred_w[lo:lo + m], mean_w[lo:lo + m]   # views: indices from 0 (no wrap-around)
+        p0, p1, p2, p3 = abs(pv[0] - yv[0]), abs(pv[1] - yv[1]), abs(pv[2] - yv[2]), abs(pv[3] - yv[3])
+        p4, p5, p6, p7 = abs(pv[4] - yv[4]), abs(pv[5] - yv[5]), abs(pv[6] - yv[6]), abs(pv[7] - yv[7])
+        q0, q1, q2, q3 = abs(mv[0] - yv[0]), abs(mv[1] - yv[1]), abs(mv[2] - yv[2]), abs(mv[3] - yv[3])
+        q4, q5, q6, q7 = abs(mv[4] - yv[4]), abs(mv[5] - yv[5]), abs(mv[6] - yv[6]), abs(mv[7] - yv[7])
+        r0, r1, r2, r3, r4, r5, r6, r7 = yv[0], yv[1], yv[2], yv[3], yv[4], yv[5], yv[6], yv[7]
+        m8 = m - m % 8
+        for i in range(8, m8, 8):
+            p0 += abs(pv[i] - yv[i])
+            p1 += abs(pv[i + 1] - yv[i + 1])
+            p2 += abs(pv[i + 2] - yv[i + 2])
+            p3 += abs(pv[i + 3] - yv[i + 3])
+            p4 += abs(pv[i + 4] - yv[i + 4])
+            p5 += abs(pv[i + 5] - yv[i + 5])
+            p6 += abs(pv[i + 6] - yv[i + 6])
+            p7 += abs(pv[i + 7] - yv[i + 7])
+            q0 += abs(mv[i] - yv[i])
+            q1 += abs(mv[i + 1] - yv[i + 1])
+            q2 += abs(mv[i + 2] - yv[i + 2])
+            q3 += abs(mv[i + 3] - yv[i + 3])
+            q4 += abs(mv[i + 4] - yv[i + 4])
+            q5 += abs(mv[i + 5] - yv[i + 5])
+            q6 += abs(mv[i + 6] - yv[i + 6])
+            q7 += abs(mv[i + 7] - yv[i + 7])
+            r0 += yv[i]
+            r1 += yv[i + 1]
+            r2 += yv[i + 2]
+            r3 += yv[i + 3]
+            r4 += yv[i + 4]
+            r5 += yv[i + 5]
+            r6 += yv[i + 6]
+            r7 += yv[i + 7]
+        vp = ((p0 + p1) + (p2 + p3)) + ((p4 + p5) + (p6 + p7))
+        vq = ((q0 + q1) + (q2 + q3)) + ((q4 + q5) + (q6 + q7))
+        vr = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+        for i in range(m8, m):
+            vp += abs(pv[i] - yv[i])
+            vq += abs(mv[i] - yv[i])
+            vr += yv[i]
+        while True:                                   # hand the sums to the enclosing halves
+            if top == 0:
+                sums[0], sums[1], sums[2] = vp, vq, vr
+                return
+            top -= 1
+            if st[2, top] == 0:                       # the left half: now the right one
+                left[0, top], left[1, top], left[2, top], st[2, top] = vp, vq, vr, 1
+                half = st[1, top] // 2
+                half -= half % 8
+                st[0, top + 1], st[1, top + 1] = st[0, top] + half, st[1, top] - half
+                top += 1
+                break
+            vp = left[0, top] + vp                    # both halves done
+            vq = left[1, top] + vq
+            vr = left[2, top] + vr
+
+
 # The kernels _power_tick_soa calls: the plain functions, replaced by their compiled versions
 # in _numba_kernels() (numba compiles calls to compiled functions it finds as globals).
 _tick_kernel, _tick5_kernel, _predict_kernel, _sum_kernel = _tick_soa, _tick5_soa, _predict_soa, _pairwise_sum
-_power_kernel = None  # the compiled _power_tick_soa, which _power_block_soa calls
+_power_kernel = None  # the compiled _power_tick_soa
 
 
-def _power_tick_soa(theta, pk, lags, count, j, lam, c, theta0, intercept, tri, p0,
-                    gpu_j, host_j, prev_j, period_s, n_hosts, lo_w, hi_w, reset, mean_w, pred_w, score, sums):
-    """One Tier-2 period of :class:`HostPowerPredictor` in place (series-last layout).
+def _power_work(n):
+    """Work arrays of :func:`_power_period_soa` for ``n`` series: (rows y, y / hi_w and the
+    prediction; the pairwise sums' stacks)."""
+    return np.empty((3, n)), np.empty((3, 64), dtype=np.int64), np.empty((3, 64))
 
-    The same operations in the same order as its numpy path: mean power per host
-    ``y = ((E - E_prev) / period) / n_hosts`` from the energy counters (``prev_j`` := E);
-    with ``score``, ``sums`` := (Σ|pred_w - y|, Σ|mean_w - y|, Σy), each summed as
-    ``np.add.reduce``; the ``reset`` series back to the prior (``reset`` cleared); the RLS
-    tick on ``y / hi_w`` (:func:`_tick_soa`); ``pred_w`` := the prediction times ``hi_w``
-    clipped to [lo_w, hi_w] (NaN kept, as np.maximum/np.minimum), ``mean_w`` := y.
-    Returns -1, or the index of the first non-finite sample (the RLS state unchanged).
-    """
+
+def _unit_divisors(period_s, n_hosts):
+    """1 where ``period_s`` is 1.0, 2 where every ``n_hosts`` is 1.0 as well, else 0: the
+    divisions by exactly 1.0 in ``((E - E_prev) / period_s) / n_hosts`` are the identity in IEEE
+    (x / 1.0 == x, NaN, inf and -0 included), so those may be left out bit for bit."""
+    if period_s != 1.0:
+        return 0
+    for s in range(n_hosts.size):
+        if n_hosts[s] != 1.0:
+            return 1
+    return 2
+
+
+def _power_period_soa(theta, pk, lags, count, j, lam, c, theta0, intercept, tri, p0,
+                      gpu_j, host_j, prev_j, period_s, n_hosts, lo_w, hi_w, reset, mean_w, pred_w, score, sums,
+                      unit, work, st, left):
+    """:func:`_power_tick_soa` given work arrays (:func:`_power_work`) and ``unit`` (the
+    divisions by 1.0 to leave out, :func:`_unit_divisors`): the same operations in the same
+    order, without allocations (but the general model's prediction)."""
     n = gpu_j.size
-    y = np.empty(n)
-    for s in range(n):
-        e = gpu_j[s] + host_j[s]
-        y[s] = (e - prev_j[s]) / period_s / n_hosts[s]
-        prev_j[s] = e
+    y, scaled = work[0], work[1]
+    if unit == 2:                   # (E - E_prev) / 1.0 / 1.0 == E - E_prev
+        for s in range(n):
+            e = gpu_j[s] + host_j[s]
+            v = e - prev_j[s]
+            y[s] = v
+            scaled[s] = v / hi_w[s]
+            prev_j[s] = e
+    elif unit == 1:
+        for s in range(n):
+            e = gpu_j[s] + host_j[s]
+            v = (e - prev_j[s]) / n_hosts[s]
+            y[s] = v
+            scaled[s] = v / hi_w[s]
+            prev_j[s] = e
+    else:
+        for s in range(n):
+            e = gpu_j[s] + host_j[s]
+            v = (e - prev_j[s]) / period_s / n_hosts[s]
+            y[s] = v
+            scaled[s] = v / hi_w[s]
+            prev_j[s] = e
     if score:
-        d = np.empty(n)
-        for s in range(n):
-            d[s] = abs(pred_w[s] - y[s])
-        sums[0] = _sum_kernel(d)
-        for s in range(n):
-            d[s] = abs(mean_w[s] - y[s])
-        sums[1] = _sum_kernel(d)
-        sums[2] = _sum_kernel(y)
+        _sums3_kernel(y, pred_w, mean_w, st, left, sums)
     m = theta.shape[0]
     for s in range(n):
         if reset[s]:
@@ -473,11 +576,8 @@ def _power_tick_soa(theta, pk, lags, count, j, lam, c, theta0, intercept, tri, p
                 lags[i, s] = np.nan
             count[s] = 0
             reset[s] = False
-    scaled = np.empty(n)
-    for s in range(n):
-        scaled[s] = y[s] / hi_w[s]
     if m == 5 and intercept:        # the default model: tick and prediction in one pass
-        pred = np.empty(n)
+        pred = work[2]
         bad = _tick5_kernel(theta, pk, lags, count, scaled, j, lam, c, theta0[j], pred)
         if bad >= 0:
             return bad
@@ -494,25 +594,52 @@ def _power_tick_soa(theta, pk, lags, count, j, lam, c, theta0, intercept, tri, p
     return -1
 
 
+# The kernels _power_tick_soa and _power_block_soa call (plain until _numba_kernels() runs).
+_sums3_kernel, _work_kernel, _unit_kernel, _period_kernel = (_pairwise_sums3, _power_work, _unit_divisors,
+                                                             _power_period_soa)
+
+
+def _power_tick_soa(theta, pk, lags, count, j, lam, c, theta0, intercept, tri, p0,
+                    gpu_j, host_j, prev_j, period_s, n_hosts, lo_w, hi_w, reset, mean_w, pred_w, score, sums):
+    """One Tier-2 period of :class:`HostPowerPredictor` in place (series-last layout).
+
+    The same operations in the same order as its numpy path: mean power per host
+    ``y = ((E - E_prev) / period) / n_hosts`` from the energy counters (``prev_j`` := E);
+    with ``score``, ``sums`` := (Σ|pred_w - y|, Σ|mean_w - y|, Σy), each summed as
+    ``np.add.reduce``; the ``reset`` series back to the prior (``reset`` cleared); the RLS
+    tick on ``y / hi_w`` (:func:`_tick_soa`); ``pred_w`` := the prediction times ``hi_w``
+    clipped to [lo_w, hi_w] (NaN kept, as np.maximum/np.minimum), ``mean_w`` := y.
+    Returns -1, or the index of the first non-finite sample (the RLS state unchanged).
+    (:func:`_power_period_soa` with work arrays of its own.)
+    """
+    work, st, left = _work_kernel(gpu_j.size)
+    return _period_kernel(theta, pk, lags, count, j, lam, c, theta0, intercept, tri, p0, gpu_j, host_j, prev_j,
+                          period_s, n_hosts, lo_w, hi_w, reset, mean_w, pred_w, score, sums,
+                          _unit_kernel(period_s, n_hosts), work, st, left)
+
+
 def _power_block_soa(theta, pk, lags, count, k0, lam, c, theta0, intercept, tri, p0,
                      gpu_j, host_j, gpu_w, host_w, dts, prev_j, period_s, n_hosts, lo_w, hi_w, reset, mean_w,
                      pred_w, score, sums):
     """Consecutive Tier-2 periods in one call (block stepping): before period ``r`` the
     cumulative energies advance as a settled fleet's do, ``gpu_j += gpu_w * dts[r]`` and
     ``host_j += host_w * dts[r]`` (in place), then :func:`_power_tick_soa` runs with
-    coefficient index ``(k0 + r) % m`` and scoring ``score[r]``, its sums into ``sums[r]``.
+    coefficient index ``(k0 + r) % m`` and scoring ``score[r]``, its sums into ``sums[r]``
+    (:func:`_power_period_soa` on work arrays allocated once per block).
     Returns ``(periods done, bad)``: ``bad`` is -1, or the first non-finite cohort of period
     ``periods done`` (which is not done)."""
     m = theta.shape[0]
     n = gpu_j.size
+    work, st, left = _work_kernel(n)
+    unit = _unit_kernel(period_s, n_hosts)
     for r in range(dts.size):
         d = dts[r]
         for s in range(n):
             gpu_j[s] += gpu_w[s] * d
             host_j[s] += host_w[s] * d
-        bad = _power_kernel(theta, pk, lags, count, (k0 + r) % m, lam, c, theta0, intercept, tri, p0,
-                            gpu_j, host_j, prev_j, period_s, n_hosts, lo_w, hi_w, reset, mean_w, pred_w,
-                            score[r], sums[r])
+        bad = _period_kernel(theta, pk, lags, count, (k0 + r) % m, lam, c, theta0, intercept, tri, p0,
+                             gpu_j, host_j, prev_j, period_s, n_hosts, lo_w, hi_w, reset, mean_w, pred_w,
+                             score[r], sums[r], unit, work, st, left)
         if bad >= 0:
             return r, bad
     return dts.size, -1
@@ -523,11 +650,13 @@ def _numba_kernels():
     """(tick, predict, power tick, tick for m = 5) compiled by numba, cached on disk;
     ImportError without numba."""
     global _tick_kernel, _tick5_kernel, _predict_kernel, _sum_kernel, _power_kernel
+    global _sums3_kernel, _work_kernel, _unit_kernel, _period_kernel
     import numba
 
     jit = numba.njit(cache=True, fastmath=False, error_model="numpy")  # numpy: no 1/0 checks
     _tick_kernel, _tick5_kernel = jit(_tick_soa), jit(_tick5_soa)
-    _predict_kernel, _sum_kernel = jit(_predict_soa), jit(_pairwise_sum)
+    _predict_kernel, _sum_kernel, _sums3_kernel = jit(_predict_soa), jit(_pairwise_sum), jit(_pairwise_sums3)
+    _work_kernel, _unit_kernel, _period_kernel = jit(_power_work), jit(_unit_divisors), jit(_power_period_soa)
     _power_kernel = jit(_power_tick_soa)
     return _tick_kernel, _predict_kernel, _power_kernel, _tick5_kernel
 
