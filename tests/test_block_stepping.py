@@ -218,3 +218,50 @@ def test_step_block_equals_step_period_by_period(backend):
     with pytest.raises(ValueError, match="not finite"):
         b.step_block(ga, ha, bad_w, hw, [1.0, 1.0], rb, [True, True])
     np.testing.assert_array_equal(b.model.coef, a.model.coef)
+
+
+def _block_times_loop(k, t, n, dt, win_s, limit_s, until_s, max_ticks):
+    """``Engine.try_block``'s stretch loop (the reference of ``_block_times``)."""
+    times, tp, kk = [], t, k
+    while kk < n - 1 and len(times) < max_ticks:
+        t1 = (kk + 1) * dt
+        if win_s < t1:
+            break
+        tn = tp + max(0.0, t1 - tp)
+        if not tn < limit_s or not tn < until_s:
+            break
+        times.append(tn)
+        tp, kk = tn, kk + 1
+    return times
+
+
+def test_block_times_closed_form_equals_the_loop():
+    from twin.sim.engine import _block_times
+
+    rng = np.random.default_rng(3)
+    inf = math.inf
+    for _ in range(4000):
+        dt = float(rng.choice([1.0, 2.0, 3.0, 5.0, 60.0]))
+        n = int(rng.integers(1, 400))
+        k = int(rng.integers(0, n))
+        t = k * dt
+
+        def bound(k, t, dt):
+            c = rng.random()
+            if c < 0.15:
+                return inf
+            if c < 0.2:
+                return -inf
+            if c < 0.5:  # on a tick end exactly, or one ulp either side
+                b = float(k + rng.integers(-2, 80)) * dt
+                return float(rng.choice([b, np.nextafter(b, inf), np.nextafter(b, -inf)]))
+            return t + float(rng.uniform(-5.0, 90.0)) * dt
+
+        args = (k, t, n, dt, bound(k, t, dt), bound(k, t, dt), bound(k, t, dt), int(rng.choice([1, 2, 7, 256])))
+        assert _block_times(*args) == _block_times_loop(*args), args
+    # off the grid or not a whole tick: the loop's job
+    assert _block_times(3, 3.5, 100, 1.0, inf, inf, inf, 256) is None
+    assert _block_times(3, 0.3, 100, 0.1, inf, inf, inf, 256) is None
+    assert _block_times(3, 3.0, 100, 1.0, inf, inf, inf, 256) == [float(i) for i in range(4, 100)]
+    big = 2.0**53
+    assert _block_times(int(big) - 10, big - 10, 2**60, 1.0, inf, inf, inf, 256) is None

@@ -158,10 +158,11 @@ class Site:
         # slower arithmetic; every value below is the same either way
         return self._close(t0_s, t1_s, float(dt), float(fleet.gpu_energy_total_j), float(fleet.host_energy_total_j))
 
-    def close_block(self, times_s: list[float], gpu_total_j: list[float], host_total_j: list[float]) -> list[tuple]:
+    def close_block(self, times_s: list[float], gpu_total_j: list[float], host_total_j: list[float]) -> np.ndarray:
         """The rows :meth:`close_tick` returns for ticks ending at each of ``times_s``
         (increasing), given the fleet's cumulative GPU and host energy totals at those times
-        (:meth:`GpuFleet.advance_block`, which has advanced the fleet already)."""
+        (:meth:`GpuFleet.advance_block`, which has advanced the fleet already), as one float
+        array: ticks x :data:`COLUMNS` (row i holds the numbers of ``close_tick``'s tuple)."""
         if self._eq4_block and len(times_s) > 1:
             rows = self._eq4_rows(times_s, gpu_total_j, host_total_j)
             if rows is not None:
@@ -173,15 +174,16 @@ class Site:
             if not dt > 0:
                 raise ValueError(f"tick must have positive length: from {t0_s} s to {t1_s} s")
             rows.append(self._close(t0_s, t1_s, float(dt), g, h))
-        return rows
+        return np.array(rows, dtype=float).reshape(len(rows), len(self.COLUMNS))
 
-    def _eq4_rows(self, times_s, gpu_total_j, host_total_j) -> list[tuple] | None:
+    def _eq4_rows(self, times_s, gpu_total_j, host_total_j) -> np.ndarray | None:
         """:meth:`close_block`'s rows for the ``paper_eq4`` plant's scalar path without heat
         loop or battery, over the whole block at once: :meth:`_close`'s and
         ``PaperEq4Plant.step_values``' arithmetic on numpy arrays (+, -, *, / are the same
         IEEE operations elementwise), the affinity laws' powers, weather, carbon and the
         distribution curve per tick in Python as there, the ledger terms added tick by tick
-        in order: the same numbers (``tests/test_block_stepping.py``). None (nothing
+        in order: the same numbers (``tests/test_block_stepping.py``), as a ticks x
+        :data:`COLUMNS` array built from its columns. None (nothing
         changed) when a tick is outside the plant's scalar path; the caller then goes tick
         by tick (and the plant raises where it must)."""
         t = np.array([self._t_s, *times_s], dtype=float)
@@ -192,7 +194,7 @@ class Site:
         it_w = (gpu_j + host_j) / dt
         t_mid = (t0 + 0.5 * dt).tolist()
         temps = self.weather.temperatures_c
-        dbl, wbl = zip(*[temps(x) for x in t_mid])
+        dbl, wbl = zip(*map(temps, t_mid))
         db, wb = np.array(dbl, dtype=float), np.array(wbl, dtype=float)
         flows = self.cooling.step_arrays(dt, it_w, db, wb)
         if flows is None:
@@ -203,7 +205,7 @@ class Site:
         site_w = it_w + cooling_w + misc_w + 0.0
         k = dt.size
         led = self.ledger
-        dist = repeat(math.nan, k)
+        dist = None
         if self.distribution is not None:
             at = self.distribution.at
             it_l, dt_l = it_w.tolist(), dt.tolist()
@@ -220,8 +222,8 @@ class Site:
                 self.dist_pf_weighted_j += pf * meter_j
                 self.dist_thd_weighted_j += thd * meter_j
                 self.dist_pf_min = min(self.dist_pf_min, pf)
-            site_w = site_w + np.array(losses)
-            dist = losses
+            dist = np.array(losses)
+            site_w = site_w + dist
         grid_w = site_w + 0.0
         misc_j = misc_w * dt
         led.add_in_each("it_electricity", (gpu_j + host_j).tolist())
@@ -231,7 +233,7 @@ class Site:
         led.add_out_each("coolant_stored", repeat(0.0, k))
         led.add_out_each("misc_losses", misc_j.tolist())
         both = self.carbon.both_at
-        cil, cffl = zip(*[both(x) for x in t_mid])
+        cil, cffl = zip(*map(both, t_mid))
         ci, cff = np.array(cil, dtype=float), np.array(cffl, dtype=float)
         grid_j = grid_w * dt
         acc = self.grid_carbon_free_j
@@ -240,15 +242,13 @@ class Site:
         self.grid_carbon_free_j = acc
         with np.errstate(divide="ignore", invalid="ignore"):
             pue = np.where(it_w > 0, site_w / it_w, math.nan)
-        nan, zero = repeat(math.nan), repeat(0.0)
-        rows = list(zip(
-            it_w.tolist(), (gpu_j / dt).tolist(), (host_j / dt).tolist(), site_w.tolist(), grid_w.tolist(),
-            p_chiller.tolist(), pump, fan, repeat(misc_w), zero,
-            dist, zero, nan,
-            pue.tolist(), f.tolist(), dbl, wbl, nan, nan, rejected_w.tolist(),
-            zero, zero, nan, nan,
-            cil, cffl, (grid_j / J_PER_KWH * ci).tolist(),
-        ))
+        nan_k, zero_k = np.full(k, math.nan), np.zeros(k)
+        rows = np.array((  # one column per entry, in COLUMNS' order; transposed to ticks x columns
+            it_w, gpu_j / dt, host_j / dt, site_w, grid_w, p_chiller, p_pump, p_fan, np.full(k, misc_w), zero_k,
+            nan_k if dist is None else dist, zero_k, nan_k,
+            pue, f, db, wb, nan_k, nan_k, rejected_w,
+            zero_k, zero_k, nan_k, nan_k,
+            ci, cff, grid_j / J_PER_KWH * ci)).T
         self._t_s, self._gpu_e_j, self._host_e_j = times_s[-1], float(g[-1]), float(h[-1])
         return rows
 

@@ -216,6 +216,41 @@ def _checked_jobs(jobs: pd.DataFrame, n_nodes: int, t0_s: float) -> pd.DataFrame
 BLOCK_MAX_TICKS = 256
 
 
+def _last_index_before(b: float, dt: float, strict: bool) -> int:
+    """The largest integer m with ``m * dt < b`` (``<= b`` unless ``strict``) for a whole
+    ``dt`` > 0 [s] and a finite ``b`` [s]."""
+    m = math.floor(b / dt)
+    # the quotient may round across an integer: settle on the exact products (whole numbers)
+    while (m * dt >= b) if strict else (m * dt > b):
+        m -= 1
+    while ((m + 1) * dt < b) if strict else ((m + 1) * dt <= b):
+        m += 1
+    return m
+
+
+def _block_times(k: int, t_s: float, n: int, dt: float, win_s: float, limit_s: float, until_s: float,
+                 max_ticks: int) -> list[float] | None:
+    """The ends of the base ticks k + 1, k + 2, .. that ``try_block``'s stretch loop takes
+    from tick k's end ``t_s`` [s]: ``i * dt`` for tick i while i < n, at most ``max_ticks``
+    of them, each <= ``win_s`` (the next log window's start), < ``limit_s`` (the next
+    foreign event) and < ``until_s`` (the fleet's settled horizon); the loop in closed
+    form. None (take the loop) unless ``t_s == k * dt`` for a whole ``dt`` > 0 with every
+    time below 2**53 (then every ``t + max(0, t1 - t)`` there is exactly ``t1``)."""
+    if not (dt > 0 and float(dt).is_integer() and t_s == k * dt and (k + max_ticks + 1) * dt < 2.0**53):
+        return None
+    t1 = (k + 1) * dt
+    if k >= n - 1 or win_s < t1 or not (t1 < limit_s and t1 < until_s):  # not even one tick (often)
+        return []
+    m = min(n - 1, k + max_ticks)
+    if win_s < m * dt:
+        m = min(m, _last_index_before(win_s, dt, False))
+    if not m * dt < limit_s:
+        m = min(m, _last_index_before(limit_s, dt, True))
+    if not m * dt < until_s:
+        m = min(m, _last_index_before(until_s, dt, True))
+    return [i * dt for i in range(k + 1, m + 1)]
+
+
 class Engine:
     """One simulation run of a scenario, writing its series to ``folder``."""
 
@@ -436,6 +471,36 @@ class Engine:
             if k % step == 0:
                 bar.update(step)
 
+        def book_block(rows, k0):
+            """:func:`book` for the rows of ticks ``k0 + 1 ..`` (a ticks x Site.COLUMNS array):
+            the same products, the CO2 sums added tick by tick in order, the recorder's rows
+            copied as one block (the grid state by a slice, the queue as it stands: nothing
+            changes it inside a block), the progress bar by the steps passed."""
+            m, n_site = rows.shape
+            ci_h = rows[:, i_ci] * dt / 3.6e6
+            acc = self.co2_it_g
+            for x in (rows[:, i_it] * ci_h).tolist():
+                acc += x
+            self.co2_it_g = acc
+            acc = self.co2_facility_g
+            for x in (rows[:, i_fac] * ci_h).tolist():
+                acc += x
+            self.co2_facility_g = acc
+            block = np.empty((m, len(rec.columns)))
+            block[:, :n_site] = rows
+            if grid is not None:
+                ga = state.get("grid")
+                if ga is None:
+                    ga = state["grid"] = np.array(grid, dtype=float).reshape(len(grid), 2)
+                block[:, n_site:n_site + 2] = ga[k0:k0 + m]
+            else:
+                block[:, n_site:n_site + 2] = no_grid
+            block[:, n_site + 2:] = (n_slots - queue.n_free, queue.running, len(queue.waiting))
+            rec.append_rows(block)
+            passed = (k0 + m) // step - k0 // step
+            if passed:
+                bar.update(step * passed)
+
         ctl = self.control
         t2 = ctl is not None and ctl.tier2 is not None
         blocks = (self.block_stepping and hosts is None and hasattr(env, "next_foreign_s")
@@ -465,27 +530,29 @@ class Engine:
             while k < n - 1:
                 # the times of the ticks ahead, as the per-tick path computes them, up to the
                 # first one that would reach the next foreign event, a log window or the end
-                times, tp, kk = [], t, k
                 settled_until = fleet.can_block_until()
-                while kk < n - 1 and len(times) < BLOCK_MAX_TICKS:
-                    t1 = (kk + 1) * dt                 # the tick loop's t1 for tick kk + 1
-                    if win_s < t1:                     # tick kk + 1 is logged at 100 ms
-                        break
-                    tn = tp + max(0.0, t1 - tp)        # SimPy's now + delay
-                    if not tn < limit or (t2 and tn != tp + per):
-                        break
-                    if not tn < settled_until:
-                        break
-                    times.append(tn)
-                    tp, kk = tn, kk + 1
+                times = (_block_times(k, t, n, dt, win_s, limit, settled_until, BLOCK_MAX_TICKS)
+                         if not t2 or per == dt else None)
+                if times is None:                      # off the whole-second grid: tick by tick
+                    times, tp, kk = [], t, k
+                    while kk < n - 1 and len(times) < BLOCK_MAX_TICKS:
+                        t1 = (kk + 1) * dt             # the tick loop's t1 for tick kk + 1
+                        if win_s < t1:                 # tick kk + 1 is logged at 100 ms
+                            break
+                        tn = tp + max(0.0, t1 - tp)    # SimPy's now + delay
+                        if not tn < limit or (t2 and tn != tp + per):
+                            break
+                        if not tn < settled_until:
+                            break
+                        times.append(tn)
+                        tp, kk = tn, kk + 1
                 if len(times) >= 2:                    # a settled stretch: vectorised
                     gs, hs = fleet.advance_block(times)
                     rows = site.close_block(times, gs, hs)
                     if t2:
                         ctl.tier2_block(times)
-                    for row in rows:
-                        k += 1
-                        book(row, k)
+                    book_block(rows, k)
+                    k += len(times)
                     t = times[-1]
                     continue
                 # one tick at a time (the fleet moving, or a rise due): the per-tick calls

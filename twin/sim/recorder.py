@@ -92,6 +92,18 @@ class Recorder(_ParquetStream):
         if self._i == self.rows_per_group:
             self._flush()
 
+    def append_rows(self, rows: np.ndarray) -> None:
+        """:meth:`append` for each row of the 2-D array ``rows`` in order, copied in slices
+        (a row group is written at the same row counts as row by row)."""
+        m, j = len(rows), 0
+        while j < m:
+            take = min(m - j, self.rows_per_group - self._i)
+            self._buf[self._i:self._i + take] = rows[j:j + take]
+            self._i += take
+            j += take
+            if self._i == self.rows_per_group:
+                self._flush()
+
     def _flush(self) -> None:
         n = self._i
         if n == 0:
