@@ -207,22 +207,7 @@ class Site:
         led = self.ledger
         dist = None
         if self.distribution is not None:
-            at = self.distribution.at
-            it_l, dt_l = it_w.tolist(), dt.tolist()
-            losses = []
-            for w, d in zip(it_l, dt_l):
-                dist_w, psu_w, pf, thd = at(w)
-                losses.append(dist_w)
-                led.add_in("distribution_electricity", dist_w * d)
-                led.add_out("distribution_losses", dist_w * d)
-                meter_j = (w + dist_w) * d
-                self.dist_loss_j += dist_w * d
-                self.dist_psu_loss_j += psu_w * d
-                self.dist_meter_j += meter_j
-                self.dist_pf_weighted_j += pf * meter_j
-                self.dist_thd_weighted_j += thd * meter_j
-                self.dist_pf_min = min(self.dist_pf_min, pf)
-            dist = np.array(losses)
+            dist = np.array([self._distribution_tick(w, d) for w, d in zip(it_w.tolist(), dt.tolist())])
             site_w = site_w + dist
         grid_w = site_w + 0.0
         misc_j = misc_w * dt
@@ -251,6 +236,21 @@ class Site:
             ci, cff, grid_j / J_PER_KWH * ci)).T
         self._t_s, self._gpu_e_j, self._host_e_j = times_s[-1], float(g[-1]), float(h[-1])
         return rows
+
+    def _distribution_tick(self, it_w: float, dt: float) -> float:
+        """Book one tick's distribution loss at IT power ``it_w`` [W] over ``dt`` [s] (ledger,
+        loss, meter, PF and THD totals); returns the loss [W]."""
+        dist_w, psu_w, pf, thd = self.distribution.at(it_w)
+        self.ledger.add_in("distribution_electricity", dist_w * dt)
+        self.ledger.add_out("distribution_losses", dist_w * dt)
+        meter_j = (it_w + dist_w) * dt
+        self.dist_loss_j += dist_w * dt
+        self.dist_psu_loss_j += psu_w * dt
+        self.dist_meter_j += meter_j
+        self.dist_pf_weighted_j += pf * meter_j
+        self.dist_thd_weighted_j += thd * meter_j
+        self.dist_pf_min = min(self.dist_pf_min, pf)
+        return dist_w
 
     def _close(self, t0_s, t1_s, dt: float, gpu_e_j: float, host_e_j: float) -> tuple[float, ...]:
         """The row of the tick [t0_s, t1_s) of length ``dt`` [s] given the fleet's cumulative
@@ -307,17 +307,8 @@ class Site:
         site_w = it_w + cooling_w + misc_w + hp_w
         dist_w = math.nan
         if self.distribution is not None:
-            dist_w, psu_w, pf, thd = self.distribution.at(it_w)
+            dist_w = self._distribution_tick(it_w, dt)
             site_w += dist_w
-            led.add_in("distribution_electricity", dist_w * dt)
-            led.add_out("distribution_losses", dist_w * dt)
-            meter_j = (it_w + dist_w) * dt
-            self.dist_loss_j += dist_w * dt
-            self.dist_psu_loss_j += psu_w * dt
-            self.dist_meter_j += meter_j
-            self.dist_pf_weighted_j += pf * meter_j
-            self.dist_thd_weighted_j += thd * meter_j
-            self.dist_pf_min = min(self.dist_pf_min, pf)
 
         battery_w, soc = 0.0, math.nan
         if self.battery is not None:
