@@ -288,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "predictor, E4 closed-loop demand following, DAY100 the 24 h 100-host day, E8 "
                     "PUE-aware vs CI-only Tier 3 on six grids over 28 days), compare each metric with the "
                     "paper or its measured data and write OUT/paper_table.md and OUT/paper_table.json. "
-                    "E2-E4 take seconds, DAY100 about half a minute, E8 about ten minutes on two cores "
+                    "E2-E4 and DAY100 take seconds, E8 about a minute and a half on two cores "
                     "(27 facility runs, with a progress bar). Exit 0 when every row with a tolerance "
                     "passes, 1 when one fails (or an experiment cannot run), 2 on an unknown experiment "
                     "or a missing data folder.",
