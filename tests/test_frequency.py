@@ -18,6 +18,7 @@ import pytest
 from twin.facility.frequency import (
     FCR_D_TIME_TO_50_PCT_S,
     FCR_D_TIME_TO_100_PCT_S,
+    NOISE_CORRELATION_S,
     NOISE_STD_HZ,
     FrequencyDip,
     FrequencySignal,
@@ -266,13 +267,9 @@ def test_synthetic_rejects_overlapping_or_outside_dips():
 def test_synthetic_noise_is_the_plain_ar1_recursion_bit_for_bit(seed, dt_s):
     # the OU noise is filtered with scipy's lfilter; it must equal the recursion
     # n_k = phi n_{k-1} + scale e_k written out (no dips: the trace is 50 Hz + noise)
-    from twin.facility.frequency import NOISE_STD_HZ, synthetic_frequency_trace
-
-    from twin.facility.frequency import NOISE_CORRELATION_S
-
     duration_s, corr_s = 3600.0, NOISE_CORRELATION_S
     sig = synthetic_frequency_trace(duration_s, seed=seed, dt_s=dt_s)
-    n = int(round(duration_s / dt_s)) + 1
+    n = round(duration_s / dt_s) + 1
     shocks = np.random.default_rng(seed).standard_normal(n)
     phi = math.exp(-dt_s / corr_s)
     scale = NOISE_STD_HZ * math.sqrt(1.0 - phi * phi)
