@@ -183,7 +183,7 @@ class FacilityControl:
                                       self.cfg.tier2_period_s)
         self._t2.start(self._host_energy_j())
         per, period = self.cfg.tier2_period_s, self.tier2_period
-        own = getattr(env, "own_timeout", env.timeout)   # not a foreign event for block stepping
+        own = env.own_timeout   # not a foreign event for block stepping
         blocks = self.engine.try_block
         delay = per
         while True:
@@ -202,15 +202,18 @@ class FacilityControl:
         every period, the engine's block stepping for the periods inside a block."""
         fleet = self.fleet
         fleet.advance_to(now_s)
-        sums = self._t2.step(fleet.gpu_energy_j, fleet.host_energy_j, self._changed, now_s > 0.0)
+        self._score(self._t2.step(fleet.gpu_energy_j, fleet.host_energy_j, self._changed, now_s > 0.0))
+        self._mean_w, self._pred_w = self._t2.mean_w, self._t2.pred_w
+        self.tier2_ticks += 1
+        self.tier2_done_s = now_s
+
+    def _score(self, sums: tuple[float, float, float] | None) -> None:
+        """Add one period's prediction scores (None: the period was not scored)."""
         if sums is not None:
             self._abs_err += sums[0]
             self._abs_err_persist += sums[1]
             self._sum_y += sums[2]
-            self._scored += fleet.n_cohorts
-        self._mean_w, self._pred_w = self._t2.mean_w, self._t2.pred_w
-        self.tier2_ticks += 1
-        self.tier2_done_s = now_s
+            self._scored += self.fleet.n_cohorts
 
     def tier2_block(self, times_s: list[float]) -> None:
         """Tier 2's periods ending at ``times_s`` (block stepping, one per base tick; the
@@ -225,14 +228,9 @@ class FacilityControl:
             gpu_j += gpu_w * d
             host_j += host_w * d
         dts = dts[extra:]
-        n = fleet.n_cohorts
         for sums in self._t2.step_block(gpu_j, host_j, gpu_w, host_w, dts, self._changed,
                                         [t > 0.0 for t in times_s]):
-            if sums is not None:   # accumulated period by period, as tier2_period does
-                self._abs_err += sums[0]
-                self._abs_err_persist += sums[1]
-                self._sum_y += sums[2]
-                self._scored += n
+            self._score(sums)   # accumulated period by period, as tier2_period does
         self._mean_w, self._pred_w = self._t2.mean_w, self._t2.pred_w
         self.tier2_ticks += len(times_s)
         self.tier2_done_s = times_s[-1]

@@ -211,8 +211,8 @@ def _checked_jobs(jobs: pd.DataFrame, n_nodes: int, t0_s: float) -> pd.DataFrame
     return jobs.sort_values("submit_s", kind="stable").reset_index(drop=True)
 
 
-#: Most base ticks closed in one vectorised stretch of a block (bounds the (ticks, cohorts)
-#: energy arrays Tier 2 reads: 256 x 3 x 980 doubles = 6 MB).
+#: Most base ticks closed in one vectorised stretch of a block (bounds the stretch's
+#: (ticks x Site.COLUMNS) row array and Tier 2's per-period scores).
 BLOCK_MAX_TICKS = 256
 
 
@@ -230,12 +230,12 @@ def _last_index_before(b: float, dt: float, strict: bool) -> int:
 
 def _block_times(k: int, t_s: float, n: int, dt: float, win_s: float, limit_s: float, until_s: float,
                  max_ticks: int) -> list[float] | None:
-    """The ends of the base ticks k + 1, k + 2, .. that ``try_block``'s stretch loop takes
-    from tick k's end ``t_s`` [s]: ``i * dt`` for tick i while i < n, at most ``max_ticks``
-    of them, each <= ``win_s`` (the next log window's start), < ``limit_s`` (the next
-    foreign event) and < ``until_s`` (the fleet's settled horizon); the loop in closed
-    form. None (take the loop) unless ``t_s == k * dt`` for a whole ``dt`` > 0 with every
-    time below 2**53 (then every ``t + max(0, t1 - t)`` there is exactly ``t1``)."""
+    """The ends of the base ticks k + 1, k + 2, .. of a settled stretch from tick k's end
+    ``t_s`` [s]: ``i * dt`` for tick i while i < n, at most ``max_ticks`` of them, each <=
+    ``win_s`` (the next log window's start), < ``limit_s`` (the next foreign event) and <
+    ``until_s`` (the fleet's settled horizon). None (the caller then goes tick by tick)
+    unless ``t_s == k * dt`` for a whole ``dt`` > 0 with every time below 2**53 (then the
+    per-tick path's ``t + max(0, t1 - t)`` is exactly ``t1``)."""
     if not (dt > 0 and float(dt).is_integer() and t_s == k * dt and (k + max_ticks + 1) * dt < 2.0**53):
         return None
     t1 = (k + 1) * dt
@@ -503,9 +503,8 @@ class Engine:
 
         ctl = self.control
         t2 = ctl is not None and ctl.tier2 is not None
-        blocks = (self.block_stepping and hosts is None and hasattr(env, "next_foreign_s")
-                  and float(dt).is_integer())
-        own = getattr(env, "own_timeout", env.timeout)
+        blocks = self.block_stepping and hosts is None and float(dt).is_integer()
+        own = env.own_timeout
         state = {"k": 0, "tick_s": -math.inf, "end_s": -math.inf}
 
         def try_block():
@@ -530,22 +529,9 @@ class Engine:
             while k < n - 1:
                 # the times of the ticks ahead, as the per-tick path computes them, up to the
                 # first one that would reach the next foreign event, a log window or the end
-                settled_until = fleet.can_block_until()
-                times = (_block_times(k, t, n, dt, win_s, limit, settled_until, BLOCK_MAX_TICKS)
-                         if not t2 or per == dt else None)
-                if times is None:                      # off the whole-second grid: tick by tick
-                    times, tp, kk = [], t, k
-                    while kk < n - 1 and len(times) < BLOCK_MAX_TICKS:
-                        t1 = (kk + 1) * dt             # the tick loop's t1 for tick kk + 1
-                        if win_s < t1:                 # tick kk + 1 is logged at 100 ms
-                            break
-                        tn = tp + max(0.0, t1 - tp)    # SimPy's now + delay
-                        if not tn < limit or (t2 and tn != tp + per):
-                            break
-                        if not tn < settled_until:
-                            break
-                        times.append(tn)
-                        tp, kk = tn, kk + 1
+                # (None off the whole-number grid: the ticks then go one at a time below)
+                times = (_block_times(k, t, n, dt, win_s, limit, fleet.can_block_until(), BLOCK_MAX_TICKS)
+                         if not t2 or per == dt else None) or []
                 if len(times) >= 2:                    # a settled stretch: vectorised
                     gs, hs = fleet.advance_block(times)
                     rows = site.close_block(times, gs, hs)
