@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -17,3 +18,30 @@ def repo() -> Path:
 @pytest.fixture
 def scenarios_dir() -> Path:
     return REPO / "scenarios"
+
+
+def aot_or_skip():
+    """The AOT-built kernels (twin.aot), or skip; with GRIDTWIN_REQUIRE_AOT=1 (``make test``)
+    a missing or stale build fails instead, so that CI runs the kernels the benchmarks use."""
+    from twin import aot
+
+    mod = aot.kernels()
+    if mod is None:
+        if os.environ.get("GRIDTWIN_REQUIRE_AOT") == "1":
+            pytest.fail(f"GRIDTWIN_REQUIRE_AOT=1 but {aot.status()}")
+        pytest.skip(aot.status())
+    return mod
+
+
+@pytest.fixture(params=["aot", "jit"])
+def compiled_via(request, monkeypatch) -> str:
+    """Run a compiled-backend test on both ways to the same compiled code: the AOT build
+    (twin.aot; skipped without one) and numba's JIT (the AOT build hidden)."""
+    if request.param == "aot":
+        aot_or_skip()
+    else:
+        pytest.importorskip("numba")
+        from twin import aot
+
+        monkeypatch.setattr(aot, "kernels", lambda: None)
+    return request.param

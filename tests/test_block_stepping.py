@@ -181,10 +181,17 @@ def test_fleet_advance_block_refuses_a_moving_fleet_and_unordered_times():
         f.advance_block([f.t_s + 1.0])
 
 
-@pytest.mark.parametrize("backend", ["numpy", "numba"])
-def test_step_block_equals_step_period_by_period(backend):
-    if backend == "numba":
+@pytest.mark.parametrize("backend", ["numpy", "numba-aot", "numba-jit"])
+def test_step_block_equals_step_period_by_period(backend, monkeypatch):
+    if backend != "numpy":
+        from conftest import aot_or_skip
         pytest.importorskip("numba")
+        if backend == "numba-aot":
+            aot_or_skip()
+        else:
+            from twin import aot
+            monkeypatch.setattr(aot, "kernels", lambda: None)
+    via, backend = backend, backend.split("-")[0]
     rng = np.random.default_rng(5)
     n, k = 37, 25
     hi = np.full(n, 2300.0)
@@ -209,6 +216,9 @@ def test_step_block_equals_step_period_by_period(backend):
     gb, hb = g.copy(), h.copy()
     got = b.step_block(gb, hb, gw, hw, dts, rb, score)
     assert got == want
+    if via == "numba-aot":   # the periods and the block ran the AOT kernels
+        from twin import aot
+        assert b._call is aot.kernels().power_tick
     np.testing.assert_array_equal(gb, g)   # the inputs are not changed
     np.testing.assert_array_equal(b.pred_w, a.pred_w)
     np.testing.assert_array_equal(b.model.coef, a.model.coef)

@@ -9,8 +9,9 @@
   must agree exactly in every state array and total.
 * Once numba is loaded, a non-settled advance is one compiled kernel (``_advance_soa``)
   plus numpy's pairwise sums (Tier 2's ``_pairwise_sum``): a fleet on it is driven beside
-  the numpy-only ones (``_adv_numba = False``) and must agree exactly too; its plain
-  Python form (no numba) as well.
+  the numpy-only ones (``_adv_numba = False``) and must agree exactly too, both as built
+  ahead of time (twin.aot) and by numba's JIT (``compiled_via``); its plain Python form
+  (no numba) as well.
 * The checked public functions keep their errors.
 
 No timing here (issue 9's speed is measured by ``bench/``).
@@ -213,10 +214,15 @@ def _drive(fleets, rng, steps=400):
     _assert_same(fleets)
     assert fleets[0]._settled
     assert fleets[-1]._adv_compiled is not None and all(f._adv_compiled is None for f in fleets[:-1])
+    from twin import aot
+
+    mod = aot.kernels()  # the AOT kernel where a build is in use (compiled_via), else numba's
+    kernel = mod.fleet_advance if mod is not None else gpu_fleet._advance_kernels()[0]
+    assert fleets[-1]._adv_compiled[0] is kernel
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_loop_and_array_paths_agree_on_random_events(seed):
+def test_loop_and_array_paths_agree_on_random_events(seed, compiled_via):
     rng = np.random.default_rng(seed)
     n = 60
     hosts = rng.integers(1, 3, n).astype(float) if seed % 2 else None
@@ -224,7 +230,7 @@ def test_loop_and_array_paths_agree_on_random_events(seed):
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_compiled_advance_agrees_with_odd_gpu_counts_and_large_fleets(seed):
+def test_compiled_advance_agrees_with_odd_gpu_counts_and_large_fleets(seed, compiled_via):
     # GPU counts that are not powers of two ((target x dt) x n is not (target x n) x dt),
     # and fleets long enough for several pairwise-summation blocks (and one past numpy's
     # 8192-element buffer)
@@ -240,7 +246,9 @@ def test_compiled_advance_python_form_and_numba_gate(monkeypatch):
     """The kernel's plain Python form gives the same numbers (it is the numba source), and
     the fleet stays on numpy while numba is not loaded."""
     pytest.importorskip("numba")
+    from twin import aot
     from twin.control.tier2_ar import _pairwise_sum
+    monkeypatch.setattr(aot, "kernels", lambda: None)  # no AOT build: the JIT's (here: plain) kernels
     monkeypatch.setattr(gpu_fleet, "_advance_kernels", lambda: (gpu_fleet._advance_soa, _pairwise_sum))
     rng = np.random.default_rng(7)
     fleets = _fleets(40, gpus=rng.choice([2.0, 3.0, 4.0], 40))

@@ -1,5 +1,6 @@
 """Tier 1's compiled tick (``Tier1Controller(backend="numba")``, :func:`_tick_soa`) against the
-numpy tick, its reference, bit for bit (tolerance 0: NaN payloads and signed zeros included).
+numpy tick, its reference, bit for bit (tolerance 0: NaN payloads and signed zeros included),
+as built ahead of time (twin.aot) and by numba's JIT (the ``compiled_via`` fixture).
 
 Each case puts both controllers in the same inner state (PID state, caps in force, settle
 references and counts, upper cap limit) and runs :meth:`Tier1Controller._tick` on the same
@@ -115,6 +116,8 @@ def run_ticks(params, inner, readings, his):
             a._measure, b._measure = reading(a, y, hi), reading(b, y, hi)
         assert_same_tick(a, b, a._tick(), b._tick())
         assert a._kstate is a.state  # (the compiled tick ran)
+    from twin import aot
+    assert (a._aot is not None) == (aot.kernels() is not None)  # the AOT kernel where built (compiled_via)
 
 
 def random_inner(rng, n, first_frac, nan_frac):
@@ -143,7 +146,7 @@ def random_inner(rng, n, first_frac, nan_frac):
 @pytest.mark.parametrize("first_frac", [0.0, 0.3, 1.0])
 @pytest.mark.parametrize("nan_frac", [0.0, 0.3])
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the inf previous setpoints, on both sides
-def test_compiled_tick_equals_numpy_on_random_states(params, first_frac, nan_frac):
+def test_compiled_tick_equals_numpy_on_random_states(params, first_frac, nan_frac, compiled_via):
     rng = np.random.default_rng(17)
     for n in (1, 5, 100, 980):
         for _ in range(4):
@@ -158,7 +161,7 @@ def test_compiled_tick_equals_numpy_on_random_states(params, first_frac, nan_fra
 
 @pytest.mark.parametrize("params", PARAMS + [PidParams(ki=0.0, kp=0.0, eta_ff=1.0)])  # (ki = 0: trial = I, ties)
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NaN and inf inputs, on both sides
-def test_compiled_tick_equals_numpy_on_edge_values(params):
+def test_compiled_tick_equals_numpy_on_edge_values(params, compiled_via):
     """Every input drawn from EDGE: NaN, ±inf, ±0, the clamp (±25), the limits (100, 200,
     300): ties at np.maximum/np.minimum/clip, NaN propagation, the kernel's every branch."""
     rng = np.random.default_rng(23)
@@ -178,7 +181,7 @@ def test_compiled_tick_equals_numpy_on_edge_values(params):
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
-def test_compiled_tick_signed_zeros_at_the_clamps():
+def test_compiled_tick_signed_zeros_at_the_clamps(compiled_via):
     """integral_limit_w = 0 and zero limits: the clamp and the clips meet ±0 on both sides."""
     z = np.array([0.0, -0.0, 0.0, -0.0, 0.0, -0.0, 0.0, -0.0])
     state = PidState(np.array([0.0, -0.0, -0.0, 0.0, 0.0, -0.0, 0.0, -0.0]), z.copy(), z.copy(), z.copy(),
@@ -205,7 +208,7 @@ def test_backends():
     assert "numba" in sys.modules and Tier1Controller(env, StubPlant(2), P).backend == "numba"
 
 
-def test_compiled_tick_falls_back_on_a_state_it_does_not_take():
+def test_compiled_tick_falls_back_on_a_state_it_does_not_take(compiled_via):
     """A state without a lag model (the first tick ever) or of other shapes: the numpy tick."""
     a, b = controller(3, P, "numba"), controller(3, P, "numpy")
     for ctl in (a, b):

@@ -25,9 +25,18 @@ needs_numba = pytest.mark.skipif(bool(NO_NUMBA), reason=NO_NUMBA or "numba is im
 PHI_A = np.array([0.5, -0.3, 0.2, -0.1])  # stationary: largest root modulus 0.74
 
 
-@pytest.fixture(params=["numpy", pytest.param("numba", marks=needs_numba)])
-def backend(request):
-    return request.param
+@pytest.fixture(params=["numpy", pytest.param("numba-aot", marks=needs_numba),
+                        pytest.param("numba-jit", marks=needs_numba)])
+def backend(request, monkeypatch):
+    """The backend's name for RlsAr; "numba" both with the AOT build's kernels (twin.aot;
+    skipped without one) and with numba's JIT (the AOT build hidden)."""
+    if request.param == "numba-aot":
+        from conftest import aot_or_skip
+        aot_or_skip()
+    elif request.param == "numba-jit":
+        from twin import aot
+        monkeypatch.setattr(aot, "kernels", lambda: None)
+    return request.param.split("-")[0]
 
 
 def _simulate(phi, c, sigma, n_series, n_ticks, rng, y_init):
@@ -437,6 +446,7 @@ def test_backend_choice_fallback_and_errors(monkeypatch):
         raise ImportError("No module named 'numba'")
 
     monkeypatch.setattr(tier2_ar, "_numba_kernels", no_numba)   # as if numba were missing
+    monkeypatch.setattr(tier2_ar, "_aot", lambda: None)         # (and no AOT build: twin.aot)
     assert RlsAr(2, backend="auto").backend == "numpy"              # silently
     with pytest.raises(ImportError, match="pip install numba"):
         RlsAr(2, backend="numba")

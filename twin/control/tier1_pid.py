@@ -547,17 +547,27 @@ def _tier1_kernel():
     return numba.njit(sig, cache=True, fastmath=False, error_model="numpy")(_tick_soa)
 
 
+def _aot_fits(args) -> bool:
+    """Whether the arguments fit the AOT-built :func:`_tick_soa` (:func:`twin.aot.args_fit`)."""
+    from twin.aot import args_fit
+
+    return args_fit("tier1_tick", args)
+
+
 _BACKENDS = ("auto", "numba", "numpy")
 
 
 def _resolve_backend(backend: str) -> str:
     """``"numba"`` or ``"numpy"`` for a :class:`Tier1Controller` ``backend`` argument: "auto"
-    is numba where the process has imported it already (numba's own start-up, ~0.7 s, is then
-    paid or shared: loading this kernel from its cache adds a few ms), else numpy."""
+    is numba where the kernels are built ahead of time (:mod:`twin.aot`) or the process has
+    imported numba already (numba's own start-up, ~0.3 s, is then paid or shared: loading
+    this kernel from its cache adds a few ms), else numpy."""
     if backend not in _BACKENDS:
         raise ValueError(f"backend={backend!r}: expected one of {_BACKENDS}")
     if backend == "auto":
-        return "numba" if "numba" in sys.modules else "numpy"
+        from twin import aot
+
+        return "numba" if aot.kernels() is not None or "numba" in sys.modules else "numpy"
     if backend == "numba":
         try:
             import numba  # noqa: F401
@@ -607,7 +617,7 @@ class Tier1Controller:
         self.backend = _resolve_backend(backend)
         # the compiled tick: 1-d power limits of n cohorts; its parameter vector per params object
         self._compiled = self.backend == "numba" and self.min_w.shape == (n,) and self.max_w.shape == (n,)
-        self._kernel = None  # (loaded at the first compiled tick)
+        self._kernel = self._aot = None  # (loaded at the first compiled tick; _aot: twin.aot's module or None)
         self._kparams_of = self._kparams = self._kstate = None  # _kstate: a state known to fit the kernel
         self._write = np.zeros(n, dtype=bool)
         self.setpoint_w = np.full(n, np.nan)
@@ -830,13 +840,20 @@ class Tier1Controller:
         sp, hi_w, write = self.setpoint_w, self._hi_w, self._write
         check_over = self._cap_ok_hi is not hi_w
         out = np.empty((8, write.size))
+        args = (sp, ctrl, all_ctrl, y, self.min_w, hi_w, before.integral_w, before.prev_error_w, before.model_w,
+                before.force_w, before.pending_w, before.pending_s, before.setpoint_w,
+                all_ctrl and before.setpoint_w is sp, self._cap_w, check_over, self._ref_w, self._ref_cap_w,
+                self._count, p.settle_samples, write, self._kparams, out)
         if self._kernel is None:
-            self._kernel = _tier1_kernel()
-        n_write, n_over, n_open = self._kernel(
-            sp, ctrl, all_ctrl, y, self.min_w, hi_w, before.integral_w, before.prev_error_w, before.model_w,
-            before.force_w, before.pending_w, before.pending_s, before.setpoint_w, all_ctrl and before.setpoint_w is sp,
-            self._cap_w, check_over, self._ref_w, self._ref_cap_w, self._count, p.settle_samples, write,
-            self._kparams, out)
+            from twin import aot
+
+            self._aot = aot.kernels()
+            self._kernel = self._aot.tier1_tick if self._aot is not None else _tier1_kernel()
+        if self._aot is not None and not _aot_fits(args):
+            # (the AOT wrapper does not check types; these arguments take numba's dispatcher)
+            n_write, n_over, n_open = _tier1_kernel()(*args)
+        else:
+            n_write, n_over, n_open = self._kernel(*args)
         if check_over and not n_over:  # none above the limit: known until the limit changes
             self._cap_ok_hi = hi_w
         integral, e, model, force, pending_w, pending_s, cap, r = out

@@ -566,16 +566,34 @@ class GpuFleet:
 
     def _compiled_advance(self):
         """``(kernel, pairwise sum, scratch, _lag_cache)`` for the compiled non-settled
-        advance, or None (numpy path) while numba is not loaded or ``_adv_numba`` is off."""
-        if not self._adv_numba or "numba" not in sys.modules:
+        advance, or None (numpy path) while ``_adv_numba`` is off, or while there is neither
+        an AOT build (:mod:`twin.aot`) that this fleet's arrays fit nor numba loaded."""
+        if not self._adv_numba:
+            return None
+        from twin import aot
+
+        mod = aot.kernels()
+        if mod is None and "numba" not in sys.modules:
+            return None
+        scratch = np.empty(self.n_cohorts)
+        if self._lag_cache is None:
+            self._lag_cache = {}
+        # The AOT wrapper does not check types: the fleet's own arrays are checked here, once
+        # (they are made in __init__ and only changed in place); the per-call ones are the
+        # moving indices (np.flatnonzero / slices of it: int64, contiguous) and the lag
+        # constants (_lag_constants: float64, contiguous), by construction.
+        if mod is not None and aot.args_fit("fleet_advance", (
+                self.target_w, self.power_w, self.gpu_count, self.temp_c, self._temp_t_s, self._acc, self._rates,
+                self._is_moving, self._moving, scratch, scratch, 0.0, 0.0)):
+            self._adv_compiled = (mod.fleet_advance, mod.pairwise_sum, scratch, self._lag_cache)
+            return self._adv_compiled
+        if "numba" not in sys.modules:   # (an AOT build these arrays do not fit)
             return None
         try:
             kern, psum = _advance_kernels()
         except ImportError:  # pragma: no cover - numba present but broken
             return None
-        if self._lag_cache is None:
-            self._lag_cache = {}
-        self._adv_compiled = (kern, psum, np.empty(self.n_cohorts), self._lag_cache)
+        self._adv_compiled = (kern, psum, scratch, self._lag_cache)
         return self._adv_compiled
 
     def _step_moving_loop(self, idx: np.ndarray, dt: float, t_s: float, e_gpu: np.ndarray) -> None:
