@@ -458,7 +458,8 @@ class Engine:
         n_fine = int(round(dt / fine_dt))
         i_ci, i_it, i_fac = (Site.COLUMNS.index(c) for c in ("carbon_intensity_g_per_kwh", "it_power_w",
                                                               "facility_power_w"))
-        grid = self._tick_grid_states(n, dt)
+        grid = self._tick_grid_states(n, dt)  # block rows take slices; single ticks, the lists' floats
+        grid_f, grid_a = (grid[:, 0].tolist(), grid[:, 1].tolist()) if grid is not None else (None, None)
         n_slots = fleet.n_cohorts
         no_grid = (math.nan, 0.0)
 
@@ -466,7 +467,7 @@ class Engine:
             ci_h = row[i_ci] * dt / 3.6e6
             self.co2_it_g += row[i_it] * ci_h
             self.co2_facility_g += row[i_fac] * ci_h
-            rec.append(row + (grid[k - 1] if grid is not None else no_grid)
+            rec.append(row + ((grid_f[k - 1], grid_a[k - 1]) if grid is not None else no_grid)
                        + (n_slots - queue.n_free, queue.running, len(queue.waiting)))
             if k % step == 0:
                 bar.update(step)
@@ -489,10 +490,7 @@ class Engine:
             block = np.empty((m, len(rec.columns)))
             block[:, :n_site] = rows
             if grid is not None:
-                ga = state.get("grid")
-                if ga is None:
-                    ga = state["grid"] = np.array(grid, dtype=float).reshape(len(grid), 2)
-                block[:, n_site:n_site + 2] = ga[k0:k0 + m]
+                block[:, n_site:n_site + 2] = grid[k0:k0 + m]
             else:
                 block[:, n_site:n_site + 2] = no_grid
             block[:, n_site + 2:] = (n_slots - queue.n_free, queue.running, len(queue.waiting))
@@ -628,13 +626,13 @@ class Engine:
             active = np.zeros(q.size)
         return freq, active
 
-    def _tick_grid_states(self, n: int, dt: float) -> list[tuple[float, float]] | None:
-        """The grid state at every base tick's midpoint ``(k - 1) dt + dt / 2``, k = 1..n, as
-        (frequency [Hz], FFR flag) pairs (None without a frequency trace)."""
+    def _tick_grid_states(self, n: int, dt: float) -> np.ndarray | None:
+        """The grid state at every base tick's midpoint ``(k - 1) dt + dt / 2``, k = 1..n: an
+        (n, 2) array of (frequency [Hz], FFR flag) rows (None without a frequency trace)."""
         if self.frequency is None:
             return None
         freq, active = self._grid_states_at(np.arange(n, dtype=float) * dt + 0.5 * dt)
-        return list(zip(freq.tolist(), active.tolist()))
+        return np.stack([freq, active], axis=1)
 
     def _window_grid_states(self) -> tuple[np.ndarray, np.ndarray]:
         """The grid state at each 100 ms log row's midpoint (the rows' fourth field)."""
