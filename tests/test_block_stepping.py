@@ -90,6 +90,9 @@ def test_blocks_give_the_per_tick_results_bit_for_bit(tmp_path, extra):
     slow, s_slow, f_slow = _run(tmp_path / "ticks", raw, False)
     assert fast.blocks > 0 and fast.block_ticks > 0.5 * raw["duration_h"] * 3600  # most ticks in blocks
     assert slow.blocks == 0 and next(fast.env._eid) < next(slow.env._eid)  # fewer SimPy events
+    if "ffr_windows.parquet" in f_fast:   # settled stretches of the 100 ms log windows as fine blocks
+        assert fast.fine_blocks > 0 and fast.fine_block_subticks > 0.3 * len(f_fast["ffr_windows.parquet"])
+        assert slow.fine_blocks == 0
     assert f_fast.keys() == f_slow.keys()
     for name in f_fast:
         pd.testing.assert_frame_equal(f_fast[name], f_slow[name], check_exact=True)
@@ -110,7 +113,8 @@ def test_blocks_with_a_stateful_plant_heat_loop_and_battery(tmp_path):
         pytest.fail(f"test scenario invalid: {exc}")
     fast, s_fast, f_fast = _run(tmp_path / "blocks", raw, True)
     _, s_slow, f_slow = _run(tmp_path / "ticks", raw, False)
-    assert fast.block_ticks > 1800
+    assert fast.block_ticks > 1800 and fast.fine_blocks > 0   # (the heat loop's and battery's per-tick calls)
+    pd.testing.assert_frame_equal(f_fast["ffr_windows.parquet"], f_slow["ffr_windows.parquet"], check_exact=True)
     pd.testing.assert_frame_equal(f_fast["timeseries.parquet"], f_slow["timeseries.parquet"], check_exact=True)
     a, b = dict(_numbers(s_fast)), dict(_numbers(s_slow))
     assert all(x == b[k] or (isinstance(x, float) and math.isnan(x) and math.isnan(b[k])) for k, x in a.items())
@@ -228,6 +232,59 @@ def test_step_block_equals_step_period_by_period(backend, monkeypatch):
     with pytest.raises(ValueError, match="not finite"):
         b.step_block(ga, ha, bad_w, hw, [1.0, 1.0], rb, [True, True])
     np.testing.assert_array_equal(b.model.coef, a.model.coef)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba-aot", "numba-jit"])
+def test_step_block_with_sub_intervals_equals_the_reads_of_the_per_sub_tick_path(backend, monkeypatch):
+    """A fine block (FFR log window): several intervals per period (``ends``), intervals
+    before the first period and after the last; the same as accumulating the energy
+    interval by interval (a settled fleet's read) and stepping at each period's end."""
+    if backend != "numpy":
+        from conftest import aot_or_skip
+        pytest.importorskip("numba")
+        if backend == "numba-aot":
+            aot_or_skip()
+        else:
+            from twin import aot
+            monkeypatch.setattr(aot, "kernels", lambda: None)
+    backend = backend.split("-")[0]
+    rng = np.random.default_rng(8)
+    n = 29
+    hi = np.full(n, 2300.0)
+    a, b = (HostPowerPredictor(RlsAr(n, backend=backend), np.ones(n), 600.0, hi, 1.0) for _ in range(2))
+    g, h = rng.uniform(0, 1e6, n), rng.uniform(0, 1e5, n)
+    ra, rb = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    for p in (a, b):
+        p.start(g + h)
+    for r in range(8):   # per period first
+        g = g + rng.uniform(900.0, 2000.0, n)
+        assert a.step(g.copy(), h.copy(), ra, r > 1) == b.step(g.copy(), h.copy(), rb, r > 1)
+    gw, hw = rng.uniform(500.0, 1700.0, n), rng.uniform(100.0, 300.0, n)
+    # 100 ms sub-ticks as the engine times them: 0.3 s left of a second, 3 whole seconds, 0.4 s
+    t, dts, ends = 7.7, [], []
+    for target in [7.8, 7.9, 8.0] + [8.0 + 0.1 * j for j in range(1, 31)] + [11.1, 11.2, 11.3, 11.4]:
+        tn = t + max(0.0, target - t)
+        dts.append(tn - t)
+        ends.append(float(tn).is_integer())
+        t = tn
+    assert sum(ends) == 4
+    ra[2] = rb[2] = True   # a reset pending at the block's first period
+    score = [True, False, True, True]
+    want, ga, ha, r = [], g.copy(), h.copy(), 0
+    for d, e in zip(dts, ends):
+        ga += gw * d
+        ha += hw * d
+        if e:
+            want.append(a.step(ga.copy(), ha.copy(), ra, score[r]))
+            r += 1
+    got = b.step_block(g.copy(), h.copy(), gw, hw, dts, rb, score, ends)
+    assert got == want and len(got) == 4
+    np.testing.assert_array_equal(b.pred_w, a.pred_w)
+    np.testing.assert_array_equal(b.model.coef, a.model.coef)
+    with pytest.raises(ValueError, match="one flag per period"):
+        b.step_block(g, h, gw, hw, dts, rb, score[:3], ends)
+    with pytest.raises(ValueError, match="one flag per interval"):
+        b.step_block(g, h, gw, hw, dts, rb, score, ends[:-1])
 
 
 def _block_times_loop(k, t, n, dt, win_s, limit_s, until_s, max_ticks):

@@ -71,8 +71,8 @@ SPECS: dict[str, tuple[str, tuple[str, str], tuple, tuple]] = {
         _T2 + [_arr("f8"), _arr("f8"), _arr("f8"), "f8", _arr("f8", 1, _C, False), _arr("f8", 1, _C, False),
                _arr("f8", 1, _C, False), _arr("b1"), _arr("f8"), _arr("f8"), "b1", _arr("f8")])),
     "power_block": ("UniTuple(i8, 2)", ("twin.control.tier2_ar", "_power_block_soa"), tuple(
-        _T2 + [_arr("f8"), _arr("f8"), _arr("f8", 1, _C, False), _arr("f8", 1, _C, False), _arr("f8"), _arr("f8"),
-               "f8", _arr("f8", 1, _C, False), _arr("f8", 1, _C, False), _arr("f8", 1, _C, False), _arr("b1"),
+        _T2 + [_arr("f8"), _arr("f8"), _arr("f8", 1, _C, False), _arr("f8", 1, _C, False), _arr("f8"), _arr("b1"),
+               _arr("f8"), "f8", _arr("f8", 1, _C, False), _arr("f8", 1, _C, False), _arr("f8", 1, _C, False), _arr("b1"),
                _arr("f8"), _arr("f8"), _arr("b1"), _arr("f8", 2)])),
     "tier1_tick": ("UniTuple(i8, 3)", ("twin.control.tier1_pid", "_tick_soa"), (
         _RO, _arr("b1", 1, _A, False), "b1", _RO, _RO, _RO, _RO, _RO, _RO, _RO, _RO, _RO, _RO, "b1",

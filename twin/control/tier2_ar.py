@@ -619,30 +619,35 @@ def _power_tick_soa(theta, pk, lags, count, j, lam, c, theta0, intercept, tri, p
 
 
 def _power_block_soa(theta, pk, lags, count, k0, lam, c, theta0, intercept, tri, p0,
-                     gpu_j, host_j, gpu_w, host_w, dts, prev_j, period_s, n_hosts, lo_w, hi_w, reset, mean_w,
-                     pred_w, score, sums):
-    """Consecutive Tier-2 periods in one call (block stepping): before period ``r`` the
-    cumulative energies advance as a settled fleet's do, ``gpu_j += gpu_w * dts[r]`` and
-    ``host_j += host_w * dts[r]`` (in place), then :func:`_power_tick_soa` runs with
-    coefficient index ``(k0 + r) % m`` and scoring ``score[r]``, its sums into ``sums[r]``
-    (:func:`_power_period_soa` on work arrays allocated once per block).
+                     gpu_j, host_j, gpu_w, host_w, dts, ends, prev_j, period_s, n_hosts, lo_w, hi_w, reset,
+                     mean_w, pred_w, score, sums):
+    """Consecutive Tier-2 periods in one call (block stepping): for each interval ``i`` the
+    cumulative energies advance as a settled fleet's do, ``gpu_j += gpu_w * dts[i]`` and
+    ``host_j += host_w * dts[i]`` (in place), and where ``ends[i]`` a period closes: the
+    ``r``-th, :func:`_power_tick_soa` with coefficient index ``(k0 + r) % m`` and scoring
+    ``score[r]``, its sums into ``sums[r]`` (:func:`_power_period_soa` on work arrays
+    allocated once per block). One interval per period (``ends`` all true) in blocks of base
+    ticks; several in blocks of 100 ms log sub-ticks.
     Returns ``(periods done, bad)``: ``bad`` is -1, or the first non-finite cohort of period
     ``periods done`` (which is not done)."""
     m = theta.shape[0]
     n = gpu_j.size
     work, st, left = _work_kernel(n)
     unit = _unit_kernel(period_s, n_hosts)
-    for r in range(dts.size):
-        d = dts[r]
+    r = 0
+    for i in range(dts.size):
+        d = dts[i]
         for s in range(n):
             gpu_j[s] += gpu_w[s] * d
             host_j[s] += host_w[s] * d
-        bad = _period_kernel(theta, pk, lags, count, (k0 + r) % m, lam, c, theta0, intercept, tri, p0,
-                             gpu_j, host_j, prev_j, period_s, n_hosts, lo_w, hi_w, reset, mean_w, pred_w,
-                             score[r], sums[r], unit, work, st, left)
-        if bad >= 0:
-            return r, bad
-    return dts.size, -1
+        if ends[i]:
+            bad = _period_kernel(theta, pk, lags, count, (k0 + r) % m, lam, c, theta0, intercept, tri, p0,
+                                 gpu_j, host_j, prev_j, period_s, n_hosts, lo_w, hi_w, reset, mean_w, pred_w,
+                                 score[r], sums[r], unit, work, st, left)
+            if bad >= 0:
+                return r, bad
+            r += 1
+    return r, -1
 
 
 @functools.cache
@@ -1008,25 +1013,33 @@ class HostPowerPredictor:
 
 
     def step_block(self, gpu_energy_j: np.ndarray, host_energy_j: np.ndarray, gpu_power_w: np.ndarray,
-                   host_power_w: np.ndarray, dts_s, reset: np.ndarray, score) -> list:
-        """Close one period per interval of ``dts_s`` [s] while the cohorts draw constant
-        power (block stepping): the cumulative energies [J] advance by ``power * d`` before
-        each period (as a settled fleet's do; the given arrays are not changed), then
-        :meth:`step` with ``score[r]``; with the numba backend in one compiled call
+                   host_power_w: np.ndarray, dts_s, reset: np.ndarray, score, ends=None) -> list:
+        """Close periods while the cohorts draw constant power (block stepping): for each
+        interval of ``dts_s`` [s] the cumulative energies [J] advance by ``power * d`` (as a
+        settled fleet's do; the given arrays are not changed), and after each interval
+        where ``ends`` is true (default: every one) :meth:`step` closes a period, the
+        ``r``-th with ``score[r]``; with the numba backend in one compiled call
         (:func:`_power_block_soa`). Returns :meth:`step`'s results, one per period (on a
         non-finite sample, raises after the periods before it, as :meth:`step` would)."""
-        k = len(dts_s)
+        ends = np.ones(len(dts_s), dtype=bool) if ends is None else np.array(ends, dtype=bool)
+        if ends.shape != (len(dts_s),):
+            raise ValueError(f"ends: expected one flag per interval ({len(dts_s)}), got shape {ends.shape}")
+        k = int(np.count_nonzero(ends))
         score = np.asarray(score, dtype=bool)
+        if score.shape != (k,):
+            raise ValueError(f"score: expected one flag per period ({k}), got shape {score.shape}")
         model = self.model
         g, h = np.array(gpu_energy_j, dtype=float), np.array(host_energy_j, dtype=float)
         a = self._args
         if (model.backend != "numba" or k == 0 or a is None or a[0] is not model._theta or a[1] is not model._p
                 or a[2] is not model._lags or a[3] is not model._count):   # (the first period sets _args)
-            out = []
-            for r, d in enumerate(dts_s):
+            out, r = [], 0
+            for d, end in zip(dts_s, ends.tolist()):
                 g += gpu_power_w * d
                 h += host_power_w * d
-                out.append(self.step(g, h, reset, bool(score[r])))
+                if end:
+                    out.append(self.step(g, h, reset, bool(score[r])))
+                    r += 1
             return out
         sums = np.zeros((k, 3))
         gw, hw = np.ascontiguousarray(gpu_power_w, dtype=float), np.ascontiguousarray(host_power_w, dtype=float)
@@ -1034,14 +1047,15 @@ class HostPowerPredictor:
         score = np.ascontiguousarray(score)
         aot = _aot()
         if (aot is not None and self._call is aot.power_tick and self._fed and self._fed[2] is reset
-                and g.ndim == h.ndim == gw.ndim == hw.ndim == dts.ndim == score.ndim == 1):
+                and g.ndim == h.ndim == gw.ndim == hw.ndim == dts.ndim == 1):
             # _resolve checked every other argument (the same arrays, by identity) for the
             # AOT period; the block's own arrays are made here: float64/bool, contiguous, 1-d
             kernel = aot.power_block
         else:
             kernel = _block_kernel()
         done, bad = kernel(a[0], a[1], a[2], a[3], model._k, a[5], a[6], a[7], a[8], a[9], a[10],
-                           g, h, gw, hw, dts, a[13], a[14], a[15], a[16], a[17], reset, a[19], a[20], score, sums)
+                           g, h, gw, hw, dts, ends, a[13], a[14], a[15], a[16], a[17], reset, a[19], a[20], score,
+                           sums)
         model._k += done
         out = [tuple(r) if sc else None for r, sc in zip(sums[:done].tolist(), score[:done].tolist())]
         if bad >= 0:

@@ -215,21 +215,27 @@ class FacilityControl:
             self._sum_y += sums[2]
             self._scored += self.fleet.n_cohorts
 
-    def tier2_block(self, times_s: list[float]) -> None:
-        """Tier 2's periods ending at ``times_s`` (block stepping, one per base tick; the
-        fleet settled and advanced through them with the intervals still lazy):
-        :meth:`tier2_period` at each time, the RLS ticks in one compiled call."""
+    def tier2_block(self, times_s: list[float], ends: list[bool] | None = None) -> None:
+        """Tier 2's periods ending at ``times_s`` (block stepping; the fleet settled and
+        advanced through the block with its intervals still lazy): :meth:`tier2_period` at
+        each time, the RLS ticks in one compiled call. ``ends``: one flag per interval of
+        the block (its last ones among the fleet's lazy intervals), true where a period ends
+        (default: one interval per period, a block of base ticks)."""
         fleet = self.fleet
         gpu_j, host_j, gpu_w, host_w, dts = fleet.lazy_energy()
-        extra = len(dts) - len(times_s)   # intervals before the block's (none when Tier 2 read last)
+        if ends is None:
+            ends = [True] * len(times_s)
+        elif sum(ends) != len(times_s):
+            raise ValueError(f"Tier 2 block: {sum(ends)} period ends for {len(times_s)} periods")
+        extra = len(dts) - len(ends)      # intervals before the block's (none when Tier 2 read last)
         if extra < 0:
-            raise RuntimeError(f"Tier 2 block: {len(dts)} lazy intervals for {len(times_s)} periods")
+            raise RuntimeError(f"Tier 2 block: {len(dts)} lazy intervals for a block of {len(ends)}")
         for d in dts[:extra]:             # applied as a read would
             gpu_j += gpu_w * d
             host_j += host_w * d
         dts = dts[extra:]
         for sums in self._t2.step_block(gpu_j, host_j, gpu_w, host_w, dts, self._changed,
-                                        [t > 0.0 for t in times_s]):
+                                        [t > 0.0 for t in times_s], ends):
             self._score(sums)   # accumulated period by period, as tier2_period does
         self._mean_w, self._pred_w = self._t2.mean_w, self._t2.pred_w
         self.tier2_ticks += len(times_s)

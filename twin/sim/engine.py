@@ -214,6 +214,8 @@ def _checked_jobs(jobs: pd.DataFrame, n_nodes: int, t0_s: float) -> pd.DataFrame
 #: Most base ticks closed in one vectorised stretch of a block (bounds the stretch's
 #: (ticks x Site.COLUMNS) row array and Tier 2's per-period scores).
 BLOCK_MAX_TICKS = 256
+#: Most 100 ms log sub-ticks closed in one fine block (an FFR log window's settled stretch).
+FINE_BLOCK_MAX_SUBTICKS = 2560
 
 
 def _last_index_before(b: float, dt: float, strict: bool) -> int:
@@ -353,6 +355,7 @@ class Engine:
         #: base tick (the equality tests compare the two).
         self.block_stepping = True
         self.blocks = self.block_ticks = 0  # blocks taken, base ticks closed in them
+        self.fine_blocks = self.fine_block_subticks = 0  # the same in FFR log windows (100 ms sub-ticks)
         self._block_fn = None
 
     def _progress(self, node: int) -> tuple[float, float]:
@@ -501,6 +504,7 @@ class Engine:
 
         ctl = self.control
         t2 = ctl is not None and ctl.tier2 is not None
+        per = ctl.cfg.tier2_period_s if t2 else 0.0
         blocks = self.block_stepping and hosts is None and float(dt).is_integer()
         own = env.own_timeout
         state = {"k": 0, "tick_s": -math.inf, "end_s": -math.inf}
@@ -561,6 +565,60 @@ class Engine:
             self.block_ticks += k - k0
             return t
 
+        def fine_block(k, j, w, sub):
+            """Block stepping inside FFR log window ``w``: close the 100 ms sub-ticks from
+            sub-tick ``j`` of base tick ``k`` on, up to the next foreign event, in one go while
+            the fleet is settled, with the per-sub-tick path's times and numbers: each row
+            logged, each completed base tick aggregated and booked, Tier 2's periods at the
+            base ticks' ends in one compiled call (``tier2_block`` with the sub-intervals).
+            ``sub``: the rows of base tick ``k`` closed before. Returns ``(k, j, sub, t_end)``
+            of the next sub-tick to close (``j == 1`` and no rows: base tick ``k - 1`` ended the
+            block, booked), or None (nothing closed). The tick process then waits to
+            ``t_end``; nothing else can run before it."""
+            now = env.now
+            if k >= n or (t2 and (per != dt or ctl.tier2_done_s != (k - 1) * dt)):  # Tier 2 closed the last period
+                return None
+            limit = min(env.next_foreign_s(), fleet.can_block_until())
+            win_end = wins[w][1]
+            times, ends, kk, jj, tp = [], [], k, j, now
+            while len(times) < FINE_BLOCK_MAX_SUBTICKS:
+                if jj > n_fine:   # the next base tick: in this window and not the run's last
+                    kk, jj = kk + 1, 1
+                    if kk >= n or not win_end > (kk - 1) * dt:
+                        break
+                # the per-sub-tick path's time: now + max(0, target - now), as SimPy adds it
+                tn = tp + max(0.0, (kk - 1) * dt + jj * fine_dt - tp)
+                if not tn < limit:
+                    break
+                times.append(tn)
+                ends.append(jj == n_fine)   # a base tick's (and Tier 2's period's) end
+                tp, jj = tn, jj + 1
+            while times and now + (times[-1] - now) != times[-1]:   # the wait to the end must land on it
+                times.pop()
+                ends.pop()
+            if len(times) < 2:
+                return None
+            gs, hs = fleet.advance_block(times)
+            rows = site.close_block(times, gs, hs).tolist()
+            if t2 and any(ends):
+                periods = [t for t, e in zip(times, ends) if e]
+                ctl.tier2_block(periods, ends)
+                ctl.tier2_block_end_s = periods[-1]
+            kk, jj = k, j
+            for t, r, end in zip(times, rows, ends):
+                r = tuple(r)
+                sub.append(r)
+                self.window_rows.append((t - fine_dt, w, r, t - 0.5 * fine_dt))
+                if end:
+                    book(_aggregate_rows(sub), kk)
+                    state["k"] = kk
+                    sub, kk, jj = [], kk + 1, 1
+                else:
+                    jj += 1
+            self.fine_blocks += 1
+            self.fine_block_subticks += len(times)
+            return kk, jj, sub, times[-1]
+
         w_next = [0]
         if blocks:
             self._block_fn = try_block
@@ -569,23 +627,38 @@ class Engine:
             t0, t1 = (k - 1) * dt, k * dt
             while w < len(wins) and wins[w][1] <= t0:
                 w += 1
+            booked = False
             if w < len(wins) and wins[w][0] < t1:
-                # inside an FFR log window: n_fine sub-ticks, each logged, aggregated to the base row
+                # inside an FFR log window: n_fine sub-ticks, each logged, aggregated to the base
+                # row; settled stretches between events as fine blocks
                 sub = []
-                for j in range(1, n_fine + 1):
+                j = 1
+                while j <= n_fine:
+                    fb = fine_block(k, j, w, sub) if blocks and n_fine > 1 else None
+                    if fb is not None:
+                        k, j, sub, t_end = fb
+                        yield own(t_end - env.now)
+                        if j == 1 and not sub:   # the block ended with base tick k - 1 (booked)
+                            k, booked = k - 1, True
+                            break
+                        t0 = (k - 1) * dt
+                        continue
                     yield own(max(0.0, t0 + j * fine_dt - env.now))
                     r = site.close_tick(env.now)
                     sub.append(r)
                     # grid state (frequency, FFR flag) at t_q filled in by _window_grid_states
                     self.window_rows.append((env.now - fine_dt, w, r, env.now - 0.5 * fine_dt))
-                row = _aggregate_rows(sub)
+                    j += 1
+                if not booked:
+                    row = _aggregate_rows(sub)
             else:
                 yield own(max(0.0, t1 - env.now))
                 if env.now <= state["end_s"]:   # this stretch was closed by a block Tier 2 ran
                     k = state["k"] + 1
                     continue
                 row = site.close_tick(env.now)
-            book(row, k)
+            if not booked:
+                book(row, k)
             if hosts is not None:
                 e = fleet.gpu_energy_j + fleet.host_energy_j
                 hosts.append((e - prev_e) / dt)
