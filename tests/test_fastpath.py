@@ -450,3 +450,39 @@ def test_plant_fast_path_follows_changed_attributes(name):
         a = fast.step_values(dt, q, d, w)
         b = cp._values(ref._step_reference(dt, q, d, w) if name != "air_chiller" else ref._step(dt, q, d, w).flows)
         _bits(a, b)
+
+
+@pytest.mark.parametrize("site, start", [("IT", datetime(2025, 7, 15, 0, 0, tzinfo=UTC)),
+                                         ("DE", datetime(2025, 1, 31, 22, 17, 33, tzinfo=UTC))])
+def test_weather_and_carbon_for_many_ticks_equal_the_one_tick_path(site, start):
+    """ClimateWeather.temperatures_each and CarbonSignal.both_each (block stepping's rows)
+    against temperatures_c / both_at one time at a time, bit for bit: random times, the
+    hour boundaries, the range's ends; out of range, the same error as the one-tick path."""
+    from twin.facility.grid import CarbonSignal
+    from twin.facility.weather import DiurnalWeather
+
+    days = 2
+    w = ClimateWeather(start, days * 86400.0, SITE_CLIMATES[site])
+    ci = CarbonSignal(start, start.replace(minute=0, second=0), RNG.uniform(50.0, 600.0, 24 * (days + 1)),
+                      RNG.uniform(0.0, 1.0, 24 * (days + 1)))
+    t = np.concatenate([RNG.uniform(0.0, days * 86400.0, 3000), np.arange(0.0, days * 86400.0, 3600.0),
+                        np.arange(0.05, 7200.0, 0.1), [0.0, days * 86400.0, 1e-9, 3599.999999]])
+    diurnal = DiurnalWeather(start, dry_bulb_mean_c=18.0, dry_bulb_range_k=9.0, wet_bulb_mean_c=12.0,
+                             wet_bulb_range_k=5.0, peak_hour_utc=14.0)
+    for weather in (w, diurnal):
+        db, wb = weather.temperatures_each(t)
+        one = [weather.temperatures_c(x) for x in t.tolist()]
+        np.testing.assert_array_equal(db, [a for a, _ in one])
+        np.testing.assert_array_equal(wb, [b for _, b in one])
+    c, f = ci.both_each(t)
+    one = [ci.both_at(x) for x in t.tolist()]
+    np.testing.assert_array_equal(c, [a for a, _ in one])
+    np.testing.assert_array_equal(f, [b for _, b in one])
+    bad = np.array([10.0, -1e6, 5.0])
+    with pytest.raises(ValueError, match="weather asked for t=-1000000.0 s") as want:
+        w.temperatures_c(-1e6)
+    with pytest.raises(ValueError) as got:
+        w.temperatures_each(bad)
+    assert str(got.value) == str(want.value)
+    with pytest.raises(ValueError, match="carbon intensity asked for t=-1e\\+06 s"):
+        ci.both_each(bad)

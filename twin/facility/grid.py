@@ -61,6 +61,14 @@ class CarbonSignal:
         """Carbon intensity at simulation time ``t_s`` [gCO2eq/kWh]."""
         return self._values_list[self._hour(t_s)]
 
+    def both_each(self, t_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`both_at` at each time of the 1-d array ``t_s`` [s] (the same hour index,
+        ``floor((offset + t) / 3600)``, on arrays), for block stepping's rows."""
+        i = np.floor((self.offset_s + t_s) / 3600.0).astype(np.int64)
+        if i.size and not (i.min() >= 0 and i.max() < self.values.size):
+            self._hour(float(t_s[np.flatnonzero((i < 0) | (i >= self.values.size))[0]]))  # raises, naming it
+        return self.values[i], self.cff[i]
+
     def both_at(self, t_s: float) -> tuple[float, float]:
         """(carbon intensity [gCO2eq/kWh], carbon-free fraction [-]) at ``t_s``."""
         i = self._hour(t_s)

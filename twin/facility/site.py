@@ -192,10 +192,8 @@ class Site:
         t0 = t[:-1]
         dt, gpu_j, host_j = t[1:] - t0, g[1:] - g[:-1], h[1:] - h[:-1]
         it_w = (gpu_j + host_j) / dt
-        t_mid = (t0 + 0.5 * dt).tolist()
-        temps = self.weather.temperatures_c
-        dbl, wbl = zip(*map(temps, t_mid))
-        db, wb = np.array(dbl, dtype=float), np.array(wbl, dtype=float)
+        t_mid = t0 + 0.5 * dt
+        db, wb = self.weather.temperatures_each(t_mid)
         flows = self.cooling.step_arrays(dt, it_w, db, wb)
         if flows is None:
             return None
@@ -217,9 +215,7 @@ class Site:
         led.add_out_each("heat_rejected", (rejected_w * dt).tolist())
         led.add_out_each("coolant_stored", repeat(0.0, k))
         led.add_out_each("misc_losses", misc_j.tolist())
-        both = self.carbon.both_at
-        cil, cffl = zip(*map(both, t_mid))
-        ci, cff = np.array(cil, dtype=float), np.array(cffl, dtype=float)
+        ci, cff = self.carbon.both_each(t_mid)
         grid_j = grid_w * dt
         acc = self.grid_carbon_free_j
         for e in (grid_j * cff).tolist():
