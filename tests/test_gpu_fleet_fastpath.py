@@ -301,3 +301,32 @@ def test_set_cap_errors_leave_the_fleet_unchanged():
         f.set_cap(1.0, 3, 210.0)
         np.testing.assert_array_equal(f.cap_w[[0, 2, 3]], [200.0, 200.0, 210.0])
     _assert_same(fleets)
+
+
+def test_compiled_flush_of_many_lazy_intervals_equals_numpys(compiled_via):
+    """A settled fleet advanced in many small steps (a block's lazy intervals) and then read:
+    the compiled flush (_flush_soa, AOT or JIT) against numpy's loop, bit for bit, with
+    intervals of odd lengths (0.1 s sub-ticks, event times) and several flush sizes."""
+    prof = GPU_PROFILES["V100-SXM2-16GB"]
+    rng = np.random.default_rng(12)
+    n = 37
+    fleets = []
+    for compiled in (False, True):
+        f = GpuFleet(prof, gpu_count=rng.choice([1.0, 3.0, 4.0], n) if not fleets else fleets[0].gpu_count,
+                     host_count=np.ones(n), cap_w=prof.max_limit_w * 0.8, host_idle_w=120.0, host_busy_w=410.0)
+        f._adv_numba = compiled
+        f.set_load(0.0, np.arange(n), 0.7, 0.5, 1)
+        fleets.append(f)
+    t = 0.0
+    for steps in (3, 9, 40, 1000, 8, 2500):
+        for _ in range(steps):
+            t += float(rng.choice([0.1, 0.1, 1.0, 0.0137, 7.0]))
+            for f in fleets:
+                f.advance_to(t)
+        reads = [(f.gpu_energy_j.copy(), f.host_energy_j.copy(), f.progress_s.copy()) for f in fleets]
+        for a, b in zip(*reads):
+            np.testing.assert_array_equal(a, b)
+    from twin import aot
+    mod = aot.kernels()
+    assert fleets[0]._flush_kernel is None
+    assert fleets[1]._flush_kernel is (mod.fleet_flush if mod is not None else gpu_fleet._flush_kernel_jit())

@@ -3,7 +3,8 @@
 Four kernels run in every second of a controlled run: Tier 2's period and its block form
 (:func:`twin.control.tier2_ar._power_tick_soa`, ``_power_block_soa``), Tier 1's tick
 (:func:`twin.control.tier1_pid._tick_soa`) and the fleet's non-settled advance
-(:func:`twin.facility.gpu_fleet._advance_soa`), with numpy's pairwise sum. Compiled by
+(:func:`twin.facility.gpu_fleet._advance_soa`), with numpy's pairwise sum and the fleet's
+flush of many lazy intervals (``_flush_soa``). Compiled by
 numba's JIT they cost every run numba's start-up (importing numba and loading its disk
 cache: ~0.35 s of a 2 s day, docs/performance.md "Round 7"). :func:`build` compiles the
 same Python functions once, ahead of time, with ``numba.pycc`` into
@@ -81,6 +82,8 @@ SPECS: dict[str, tuple[str, tuple[str, str], tuple, tuple]] = {
     "fleet_advance": ("i8", ("twin.facility.gpu_fleet", "_advance_soa"), (
         _arr("f8"), _arr("f8"), _arr("f8"), _arr("f8"), _arr("f8"), _arr("f8", 2), _arr("f8", 2), _arr("b1"),
         _arr("i8"), _arr("f8"), _arr("f8"), "f8", "f8")),
+    "fleet_flush": ("i8", ("twin.facility.gpu_fleet", "_flush_soa"), (_arr("f8", 2), _arr("f8", 2, _C, False),
+                                                                      _arr("f8"))),
     "pairwise_sum": ("f8", ("twin.control.tier2_ar", "_pairwise_sum"), (_arr("f8"),)),
 }
 

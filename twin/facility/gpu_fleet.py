@@ -67,6 +67,9 @@ class GpuFleet:
     # (by Tier 2; the fleet does not import it: its first use costs ~0.3 s); False: numpy only
     _adv_numba = True
     _adv_compiled = None  # (kernel, pairwise sum, scratch [J], _lag_cache) once found (_compiled_advance)
+    _flush_kernel = None  # the compiled _flush_soa once found (_compiled_flush)
+    #: Flushes of more lazy intervals than this take the compiled kernel (fewer: numpy's loop)
+    flush_loop_max = 8
     _lag_cache = None  # {dt: _lag_constants(dt)} of recent steps (dts recur: ticks, the rise delay)
     _lag_cache_max = 64
 
@@ -185,13 +188,34 @@ class GpuFleet:
 
     def _flush(self) -> None:
         """Apply the settled stretches since the last flush, one interval at a time (the same
-        additions, in the same order, as stepping every array at every advance)."""
+        additions, in the same order, as stepping every array at every advance). Many
+        intervals (after a block) go through one compiled call (:func:`_flush_soa`, the
+        same operations) where one is at hand (:meth:`_compiled_flush`)."""
         dts = self._lazy_dts
         if dts:
             acc, rates = self._acc, self._rates
-            for d in dts:
-                acc += rates * d  # rows: GPU energy, host energy, progress
+            kern = (self._flush_kernel or self._compiled_flush()) if len(dts) > self.flush_loop_max else None
+            if kern is not None:
+                kern(acc, rates, np.array(dts, dtype=float))
+            else:
+                for d in dts:
+                    acc += rates * d  # rows: GPU energy, host energy, progress
             dts.clear()
+
+    def _compiled_flush(self):
+        """The compiled :func:`_flush_soa` (AOT build, or numba's JIT once numba is loaded) if
+        the fleet's accumulators fit it, else None (the numpy loop)."""
+        if not self._adv_numba:
+            return None
+        from twin import aot
+
+        mod = aot.kernels()
+        probe = np.zeros(1)
+        if mod is not None and aot.args_fit("fleet_flush", (self._acc, self._rates, probe)):
+            self._flush_kernel = mod.fleet_flush
+        elif "numba" in sys.modules and self._acc.flags.c_contiguous and self._rates.flags.c_contiguous:
+            self._flush_kernel = _flush_kernel_jit()
+        return self._flush_kernel
 
     def _refresh_class_power(self, idx: np.ndarray) -> None:
         """Recompute P_class(cap, clock) and the job speed of cohorts ``idx`` (int indices;
@@ -843,6 +867,26 @@ def _advance_soa(target_w, power_w, gpu_count, temp_c, temp_t_s, acc, rates, is_
         acc[1, i] += rates[1, i] * dt
         acc[2, i] += rates[2, i] * dt
     return left
+
+
+def _flush_soa(acc, rates, dts):
+    """``acc += rates * d`` for each ``d`` of ``dts`` in order (:meth:`GpuFleet._flush`):
+    per element the same product and sum, rounded as numpy rounds them. Returns len(dts)."""
+    m, n = acc.shape
+    for k in range(dts.size):
+        d = dts[k]
+        for r in range(m):
+            for i in range(n):
+                acc[r, i] += rates[r, i] * d
+    return dts.size
+
+
+@functools.cache
+def _flush_kernel_jit():
+    """:func:`_flush_soa` compiled by numba's JIT (cached on disk); ImportError without numba."""
+    import numba
+
+    return numba.njit(cache=True, fastmath=False, error_model="numpy")(_flush_soa)
 
 
 @functools.cache
