@@ -332,3 +332,26 @@ def test_block_times_closed_form_equals_the_loop():
     assert _block_times(3, 3.0, 100, 1.0, inf, inf, inf, 256) == [float(i) for i in range(4, 100)]
     big = 2.0**53
     assert _block_times(int(big) - 10, big - 10, 2**60, 1.0, inf, inf, inf, 256) is None
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_aggregate_blocks_equals_aggregate_rows_group_by_group(order):
+    """The fine blocks' base-tick rows (engine._aggregate_blocks) against _aggregate_rows of
+    each group of 10 sub-tick rows, bit for bit: NaN columns (no coolant loop), scattered
+    NaN, zero IT power (PUE NaN), magnitudes 1e-3..1e6; from a C- or F-ordered block."""
+    from twin.facility.site import Site
+    from twin.sim.engine import _aggregate_blocks, _aggregate_rows
+    rng = np.random.default_rng(21)
+    c = len(Site.COLUMNS)
+    for m in (1, 2, 7, 33):
+        a = rng.normal(100.0, 30.0, (m * 10, c)) * rng.choice([1e-3, 1.0, 1e6], (1, c))
+        a[:, rng.random(c) < 0.2] = np.nan
+        a[rng.random(a.shape) < 0.03] = np.nan
+        a[:10, Site.COLUMNS.index("it_power_w")] = 0.0   # the first group: PUE NaN
+        x = np.asfortranarray(a) if order == "F" else a
+        got = _aggregate_blocks(x.reshape(m, 10, c))
+        want = [_aggregate_rows([tuple(r) for r in a[g * 10:(g + 1) * 10].tolist()]) for g in range(m)]
+        assert len(got) == m
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(np.array(g), np.array(w))
+        assert math.isnan(got[0][Site.COLUMNS.index("pue")])

@@ -101,6 +101,25 @@ def _aggregate_rows(rows: list[tuple]) -> tuple:
     return tuple(out.tolist())
 
 
+def _aggregate_blocks(a3: np.ndarray) -> list[tuple]:
+    """:func:`_aggregate_rows` of each ``a3[g]`` (groups x sub-ticks x columns), the same
+    numbers: numpy's nanmean over axis 1 adds each group's sub-tick rows in order as it does
+    over axis 0 of one group; co2_g is summed per group by the same expression; PUE by the
+    same division. (C order: the rows' sum must not become numpy's inner, pairwise, loop.)"""
+    a3 = np.ascontiguousarray(a3, dtype=float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        out = np.nanmean(a3, axis=1)
+    cols = Site.COLUMNS
+    i_co2, i_it, i_fac, i_pue = (cols.index(c) for c in ("co2_g", "it_power_w", "facility_power_w", "pue"))
+    for g, a in enumerate(a3):
+        out[g, i_co2] = a[:, i_co2].sum()
+    it = out[:, i_it]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out[:, i_pue] = np.where(it > 0, out[:, i_fac] / it, math.nan)
+    return [tuple(r) for r in out.tolist()]
+
+
 def make_frequency(sc: Scenario):
     """(FrequencySignal or None, FFR activations) from ``[frequency]``.
 
@@ -599,22 +618,29 @@ class Engine:
             if len(times) < 2:
                 return None
             gs, hs = fleet.advance_block(times)
-            rows = site.close_block(times, gs, hs).tolist()
+            rows = site.close_block(times, gs, hs)
             if t2 and any(ends):
                 periods = [t for t, e in zip(times, ends) if e]
                 ctl.tier2_block(periods, ends)
                 ctl.tier2_block_end_s = periods[-1]
-            kk, jj = k, j
-            for t, r, end in zip(times, rows, ends):
-                r = tuple(r)
-                sub.append(r)
+            rl = [tuple(r) for r in rows.tolist()]
+            for t, r in zip(times, rl):
                 self.window_rows.append((t - fine_dt, w, r, t - 0.5 * fine_dt))
-                if end:
-                    book(_aggregate_rows(sub), kk)
-                    state["k"] = kk
-                    sub, kk, jj = [], kk + 1, 1
-                else:
-                    jj += 1
+            # the base ticks the block completes: the first with the rows closed before it
+            # (sub), the whole ones aggregated at once, the rest carried over (sub)
+            kk = k
+            first = n_fine - j + 1 if len(times) >= n_fine - j + 1 else len(times)
+            sub = sub + rl[:first]
+            if len(sub) == n_fine:
+                book(_aggregate_rows(sub), kk)
+                state["k"], sub, kk = kk, [], kk + 1
+                whole = (len(times) - first) // n_fine
+                if whole:
+                    for row in _aggregate_blocks(rows[first:first + whole * n_fine].reshape(whole, n_fine, -1)):
+                        book(row, kk)
+                        state["k"], kk = kk, kk + 1
+                sub = rl[first + whole * n_fine:]
+            jj = len(sub) + 1
             self.fine_blocks += 1
             self.fine_block_subticks += len(times)
             return kk, jj, sub, times[-1]
