@@ -68,7 +68,7 @@ RUN_LIMIT_S = 3600.0
 SCALING_NODES = (1000, 3000, 10000)
 SCALING_DAYS = (1, 3, 7)
 FIELDS = ("name", "wall_s", "sim_s", "real_time_factor", "host_steps_per_s", "peak_rss_mb", "events",
-          "window_count")
+          "window_count", "kernels")
 
 
 def log(msg: str) -> None:
@@ -113,9 +113,11 @@ def _child(scenario_path: str, overrides: str) -> None:
     eng = engines[0]
     eid = getattr(eng.env, "_eid", None)  # simpy.Environment's itertools.count of scheduled events
     events = next(eid) if eid is not None else None
+    from twin import aot
+
     print(json.dumps({"wall_s": summary["wall_s"], "sim_s": sc.duration_s, "ticks": sc.n_ticks,
                       "nodes": sc.facility.nodes, "events": events,
-                      "window_count": len(eng.log_windows)}))
+                      "window_count": len(eng.log_windows), "kernels": aot.status()}))
 
 
 # ---------------------------------------------------------------------------- parent side
@@ -183,6 +185,7 @@ def summarise(name: str, runs: list[dict]) -> dict:
         "peak_rss_mb": statistics.median(r["peak_rss_mb"] for r in ok),
         "events": r0["events"],
         "window_count": r0["window_count"],
+        "kernels": r0.get("kernels"),
         "status": "ok" if len(ok) == len(runs) else f"{len(runs) - len(ok)} of {len(runs)} runs failed",
         "repeats": len(ok),
         "wall_s_runs": [r["wall_s"] for r in ok],

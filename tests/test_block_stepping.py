@@ -79,9 +79,10 @@ DIST = {"circuits": 4, "circuit_capacity_mw": 0.0125, "circuits_per_pdu": 2, "tr
 
 
 @pytest.mark.parametrize("extra", [{}, {"control": HOURLY}, {"control": {}}, {"control": {}, "frequency": {}},
-                                   {"distribution": DIST}],
+                                   {"distribution": DIST},
+                                   {"frequency": {"source": "synthetic", "ffr_dips": 2, "log_tick_s": 0.3333333}}],
                          ids=["tier2_island_tier1", "tier3_scheduler", "island_off", "no_control_no_frequency",
-                              "distribution_losses"])
+                              "distribution_losses", "log_tick_off_the_second"])
 def test_blocks_give_the_per_tick_results_bit_for_bit(tmp_path, extra):
     raw = dict(BASE, **extra)
     if "frequency" in extra and not extra["frequency"]:

@@ -7,7 +7,7 @@ must agree exactly; paths using ``exp``/``tanh``/``expm1`` from :mod:`math` may 
 from numpy's by rounding (tolerance 1e-13 relative). Edge cases (zero, negative, NaN,
 infinite limits, empty headroom) are included.
 
-Run: ``.venv/bin/python -m pytest -q bench/test_fastpath.py`` (``make bench`` runs it first).
+Run: ``.venv/bin/python -m pytest -q tests/test_fastpath.py`` (part of ``make test``).
 """
 
 from __future__ import annotations

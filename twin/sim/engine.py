@@ -599,7 +599,7 @@ class Engine:
                 return None
             limit = min(env.next_foreign_s(), fleet.can_block_until())
             win_end = wins[w][1]
-            times, ends, kk, jj, tp = [], [], k, j, now
+            times, ends, period_ends, kk, jj, tp = [], [], [], k, j, now
             while len(times) < FINE_BLOCK_MAX_SUBTICKS:
                 if jj > n_fine:   # the next base tick: in this window and not the run's last
                     kk, jj = kk + 1, 1
@@ -610,18 +610,24 @@ class Engine:
                 if not tn < limit:
                     break
                 times.append(tn)
-                ends.append(jj == n_fine)   # a base tick's (and Tier 2's period's) end
+                ends.append(jj == n_fine)   # a base tick's end: booked
+                period_ends.append(jj == n_fine and tn == kk * dt)   # and Tier 2's period's, on its time
                 tp, jj = tn, jj + 1
+                if ends[-1] and not period_ends[-1]:
+                    # the last sub-tick off the base tick's time (a log tick that divides the base
+                    # tick only to 1e-6): Tier 2's period falls between two sub-ticks; stop here
+                    break
             while times and now + (times[-1] - now) != times[-1]:   # the wait to the end must land on it
                 times.pop()
                 ends.pop()
+                period_ends.pop()
             if len(times) < 2:
                 return None
             gs, hs = fleet.advance_block(times)
             rows = site.close_block(times, gs, hs)
-            if t2 and any(ends):
-                periods = [t for t, e in zip(times, ends) if e]
-                ctl.tier2_block(periods, ends)
+            if t2 and any(period_ends):
+                periods = [t for t, e in zip(times, period_ends) if e]
+                ctl.tier2_block(periods, period_ends)
                 ctl.tier2_block_end_s = periods[-1]
             rl = [tuple(r) for r in rows.tolist()]
             for t, r in zip(times, rl):
