@@ -33,6 +33,20 @@ def aot_or_skip():
     return mod
 
 
+def backend_via(name: str, monkeypatch) -> str:
+    """RlsAr's backend for a test parameter ``"numpy"``, ``"numba-aot"`` (the AOT build's
+    kernels; skipped without one) or ``"numba-jit"`` (numba's JIT, the AOT build hidden)."""
+    if name == "numba-aot":
+        pytest.importorskip("numba")
+        aot_or_skip()
+    elif name == "numba-jit":
+        pytest.importorskip("numba")
+        from twin import aot
+
+        monkeypatch.setattr(aot, "kernels", lambda: None)
+    return name.split("-")[0]
+
+
 @pytest.fixture(params=["aot", "jit"])
 def compiled_via(request, monkeypatch) -> str:
     """Run a compiled-backend test on both ways to the same compiled code: the AOT build

@@ -16,6 +16,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import backend_via
 
 from twin.control.tier2_ar import HostPowerPredictor, RlsAr
 from twin.scenario import parse_scenario
@@ -188,15 +189,7 @@ def test_fleet_advance_block_refuses_a_moving_fleet_and_unordered_times():
 
 @pytest.mark.parametrize("backend", ["numpy", "numba-aot", "numba-jit"])
 def test_step_block_equals_step_period_by_period(backend, monkeypatch):
-    if backend != "numpy":
-        from conftest import aot_or_skip
-        pytest.importorskip("numba")
-        if backend == "numba-aot":
-            aot_or_skip()
-        else:
-            from twin import aot
-            monkeypatch.setattr(aot, "kernels", lambda: None)
-    via, backend = backend, backend.split("-")[0]
+    via, backend = backend, backend_via(backend, monkeypatch)
     rng = np.random.default_rng(5)
     n, k = 37, 25
     hi = np.full(n, 2300.0)
@@ -240,15 +233,7 @@ def test_step_block_with_sub_intervals_equals_the_reads_of_the_per_sub_tick_path
     """A fine block (FFR log window): several intervals per period (``ends``), intervals
     before the first period and after the last; the same as accumulating the energy
     interval by interval (a settled fleet's read) and stepping at each period's end."""
-    if backend != "numpy":
-        from conftest import aot_or_skip
-        pytest.importorskip("numba")
-        if backend == "numba-aot":
-            aot_or_skip()
-        else:
-            from twin import aot
-            monkeypatch.setattr(aot, "kernels", lambda: None)
-    backend = backend.split("-")[0]
+    backend = backend_via(backend, monkeypatch)
     rng = np.random.default_rng(8)
     n = 29
     hi = np.full(n, 2300.0)

@@ -30,13 +30,9 @@ PHI_A = np.array([0.5, -0.3, 0.2, -0.1])  # stationary: largest root modulus 0.7
 def backend(request, monkeypatch):
     """The backend's name for RlsAr; "numba" both with the AOT build's kernels (twin.aot;
     skipped without one) and with numba's JIT (the AOT build hidden)."""
-    if request.param == "numba-aot":
-        from conftest import aot_or_skip
-        aot_or_skip()
-    elif request.param == "numba-jit":
-        from twin import aot
-        monkeypatch.setattr(aot, "kernels", lambda: None)
-    return request.param.split("-")[0]
+    from conftest import backend_via
+
+    return backend_via(request.param, monkeypatch)
 
 
 def _simulate(phi, c, sigma, n_series, n_ticks, rng, y_init):
