@@ -84,7 +84,9 @@ DIST = {"circuits": 4, "circuit_capacity_mw": 0.0125, "circuits_per_pdu": 2, "tr
                                    {"frequency": {"source": "synthetic", "ffr_dips": 2, "log_tick_s": 0.3333333}}],
                          ids=["tier2_island_tier1", "tier3_scheduler", "island_off", "no_control_no_frequency",
                               "distribution_losses", "log_tick_off_the_second"])
-def test_blocks_give_the_per_tick_results_bit_for_bit(tmp_path, extra):
+def test_blocks_give_the_per_tick_results_bit_for_bit(tmp_path, extra, monkeypatch):
+    from twin.sim import engine
+    monkeypatch.setattr(engine, "BLOCK_MIN_TICKS", 2)   # every stretch length vectorised
     raw = dict(BASE, **extra)
     if "frequency" in extra and not extra["frequency"]:
         raw.pop("frequency")
@@ -106,6 +108,23 @@ def test_blocks_give_the_per_tick_results_bit_for_bit(tmp_path, extra):
         assert x == b[k] or (isinstance(x, float) and math.isnan(x) and math.isnan(b[k])), (k, x, b[k])
 
 
+@pytest.mark.parametrize("min_ticks", [8, 10 ** 9], ids=["default", "tick_by_tick_inside_blocks"])
+def test_blocks_with_any_shortest_vectorised_stretch(tmp_path, monkeypatch, min_ticks):
+    """BLOCK_MIN_TICKS only chooses between two exact paths: vectorised from the default
+    length on, or never (every tick of a block one at a time): the per-tick results bit for
+    bit either way (2, every length, in the test above)."""
+    from twin.sim import engine
+    monkeypatch.setattr(engine, "BLOCK_MIN_TICKS", min_ticks)
+    raw = dict(BASE, duration_h=1.0)
+    fast, s_fast, f_fast = _run(tmp_path / "blocks", raw, True)
+    _, s_slow, f_slow = _run(tmp_path / "ticks", raw, False)
+    assert fast.blocks > 0 and (fast.fine_blocks > 0) == (min_ticks == 8)
+    for name in f_fast:
+        pd.testing.assert_frame_equal(f_fast[name], f_slow[name], check_exact=True)
+    a, b = dict(_numbers(s_fast)), dict(_numbers(s_slow))
+    assert all(x == b[k] or (isinstance(x, float) and math.isnan(x) and math.isnan(b[k])) for k, x in a.items())
+
+
 def test_blocks_with_a_stateful_plant_heat_loop_and_battery(tmp_path):
     raw = {k: v for k, v in BASE.items() if k != "control"}
     raw.update(DLC, duration_h=1.0, facility=dict(BASE["facility"], gpu_model="H100-SXM"))
@@ -115,7 +134,7 @@ def test_blocks_with_a_stateful_plant_heat_loop_and_battery(tmp_path):
         pytest.fail(f"test scenario invalid: {exc}")
     fast, s_fast, f_fast = _run(tmp_path / "blocks", raw, True)
     _, s_slow, f_slow = _run(tmp_path / "ticks", raw, False)
-    assert fast.block_ticks > 1800 and fast.fine_blocks > 0   # (the heat loop's and battery's per-tick calls)
+    assert fast.block_ticks > 1800 and fast.fine_blocks > 0  # (default BLOCK_MIN_TICKS)   # (the heat loop's and battery's per-tick calls)
     pd.testing.assert_frame_equal(f_fast["ffr_windows.parquet"], f_slow["ffr_windows.parquet"], check_exact=True)
     pd.testing.assert_frame_equal(f_fast["timeseries.parquet"], f_slow["timeseries.parquet"], check_exact=True)
     a, b = dict(_numbers(s_fast)), dict(_numbers(s_slow))

@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["SPECS", "SOURCES", "build", "kernels", "status", "args_fit", "load_from", "source_key", "main"]
+__all__ = ["SOURCES", "SPECS", "args_fit", "build", "kernels", "load_from", "main", "source_key", "status"]
 
 MODULE = "_aot_kernels"          # twin._aot_kernels
 STAMP = MODULE + ".json"

@@ -233,6 +233,11 @@ def _checked_jobs(jobs: pd.DataFrame, n_nodes: int, t0_s: float) -> pd.DataFrame
 #: Most base ticks closed in one vectorised stretch of a block (bounds the stretch's
 #: (ticks x Site.COLUMNS) row array and Tier 2's per-period scores).
 BLOCK_MAX_TICKS = 256
+#: Fewest base ticks (or log sub-ticks, in a fine block) a settled stretch needs to be closed
+#: vectorised; shorter ones go tick by tick. The vectorised calls' fixed cost (~150 us) is
+#: that of several single ticks: 2 -> 8 took m100_day from ~4.1 to ~4.0 s (medians of 3,
+#: docs/performance.md); results are the same either way.
+BLOCK_MIN_TICKS = 8
 #: Most 100 ms log sub-ticks closed in one fine block (an FFR log window's settled stretch).
 FINE_BLOCK_MAX_SUBTICKS = 2560
 
@@ -553,7 +558,7 @@ class Engine:
                 # (None off the whole-number grid: the ticks then go one at a time below)
                 times = (_block_times(k, t, n, dt, win_s, limit, fleet.can_block_until(), BLOCK_MAX_TICKS)
                          if not t2 or per == dt else None) or []
-                if len(times) >= 2:                    # a settled stretch: vectorised
+                if len(times) >= BLOCK_MIN_TICKS:      # a settled stretch: vectorised
                     gs, hs = fleet.advance_block(times)
                     rows = site.close_block(times, gs, hs)
                     if t2:
@@ -621,7 +626,7 @@ class Engine:
                 times.pop()
                 ends.pop()
                 period_ends.pop()
-            if len(times) < 2:
+            if len(times) < BLOCK_MIN_TICKS:
                 return None
             gs, hs = fleet.advance_block(times)
             rows = site.close_block(times, gs, hs)
@@ -635,7 +640,7 @@ class Engine:
             # the base ticks the block completes: the first with the rows closed before it
             # (sub), the whole ones aggregated at once, the rest carried over (sub)
             kk = k
-            first = n_fine - j + 1 if len(times) >= n_fine - j + 1 else len(times)
+            first = min(n_fine - j + 1, len(times))
             sub = sub + rl[:first]
             if len(sub) == n_fine:
                 book(_aggregate_rows(sub), kk)
