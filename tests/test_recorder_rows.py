@@ -63,3 +63,25 @@ def test_append_rows_of_nothing_and_exactly_one_group(tmp_path):
     rec.append_rows(np.arange(12.0).reshape(4, 3))  # fills the group: written at once
     assert rec._i == 0 and rec.n_rows == 4
     rec.close()
+
+
+@pytest.mark.parametrize("rows_per_group", [3, 1000])
+def test_sums_and_maxima_skip_nan_and_the_file_reads_back(tmp_path, rows_per_group):
+    """column_sum / column_max against numpy on the same rows: NaN cells skipped, an all-NaN
+    column's maximum -inf and its sum 0, signed zeros, -inf; the parquet file (dictionary
+    encoding for the integer counts only) reads back to the same values."""
+    rows = np.array([[1.5, np.nan, 2.0], [-0.0, np.nan, 3.0], [np.nan, np.nan, 3.0], [7.25, np.nan, 1.0],
+                     [-np.inf, np.nan, 0.0], [0.0, np.nan, 3.0], [-3.0, np.nan, 2.0]])
+    rec = _record(tmp_path / "m.parquet", rows, [1] * len(rows), rows_per_group)
+    assert rec.column_max("a_w") == 7.25 and rec.column_max("b_c") == -np.inf and rec.column_max("count") == 3.0
+    assert rec.column_sum("b_c") == 0.0 and rec.column_sum("count") == 14.0
+    assert rec.column_sum("a_w") == -np.inf
+    neg = _record(tmp_path / "n.parquet", -np.abs(rows[[1, 2, 4]]), [1, 1, 1], rows_per_group)
+    assert neg.column_max("a_w") == 0.0 and np.signbit(neg.column_max("a_w"))  # -0.0, as nanmax keeps it
+    t = pq.read_table(tmp_path / "m.parquet")
+    np.testing.assert_array_equal(t["a_w"].to_numpy(), rows[:, 0])
+    np.testing.assert_array_equal(t["count"].to_numpy(), rows[:, 2].astype(np.int64))
+    meta = pq.ParquetFile(tmp_path / "m.parquet").metadata.row_group(0)
+    enc = {meta.column(i).path_in_schema: meta.column(i).encodings for i in range(meta.num_columns)}
+    assert "PLAIN_DICTIONARY" in enc["count"] or "RLE_DICTIONARY" in enc["count"]
+    assert not any("DICTIONARY" in e for e in enc["a_w"])
