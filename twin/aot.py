@@ -147,6 +147,7 @@ def build(out_dir: Path | None = None, *, verbose: bool = False) -> Path:
     stamp = out_dir / STAMP
     if stamp.exists():
         stamp.unlink()             # a half-finished build is never left looking fresh
+    key = source_key()             # the sources as compiled (an edit during the build: stale)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")   # pycc's pending-deprecation notice
         try:
@@ -172,7 +173,7 @@ def build(out_dir: Path | None = None, *, verbose: bool = False) -> Path:
     built = [p for p in built if p.suffix in (".so", ".pyd")]
     if not built:
         raise RuntimeError(f"cannot build the AOT kernels: no {MODULE} extension appeared in {out_dir}")
-    info = dict(source_key(), numba=_numba_version(), built_s=round(time.perf_counter() - t0, 1),
+    info = dict(key, numba=_numba_version(), built_s=round(time.perf_counter() - t0, 1),
                 module=built[-1].name)
     stamp.write_text(json.dumps(info, indent=1) + "\n")
     return built[-1]
