@@ -221,3 +221,29 @@ def test_cli_help_and_status():
     out = subprocess.run([sys.executable, "-m", "twin.aot", "nope"], cwd=REPO, capture_output=True, text=True,
                          check=False)
     assert out.returncode == 2 and "invalid choice" in out.stderr
+
+
+def test_gridtwin_run_says_when_the_jit_ran_instead(tmp_path):
+    """GRIDTWIN_AOT=0 hides the build: a controlled run then compiles with numba's JIT and
+    `gridtwin run` says so, and why, under its summary (same results either way)."""
+    pytest.importorskip("numba")
+    sc = tmp_path / "aot.toml"
+    raw = dict(RUN, duration_h=0.25, workload=dict(RUN["workload"], warmup_h=0.25),
+               frequency={"source": "synthetic", "ffr_dips": 1})
+    lines = []   # the scenario as TOML: top-level keys, then one table per section
+    for k, v in raw.items():
+        if not isinstance(v, dict):
+            lines.append(f"{k} = {json.dumps(v)}")
+    for k, v in raw.items():
+        if isinstance(v, dict):
+            lines.append(f"[{k}]")
+            lines += [f"{kk} = {json.dumps(vv)}" for kk, vv in v.items()]
+    sc.write_text("\n".join(lines) + "\n")
+    cmd = [sys.executable, "-m", "twin.cli", "run", str(sc), "--out", str(tmp_path / "res"), "--no-progress"]
+    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
+                         env=dict(os.environ, GRIDTWIN_AOT="0"))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "compiled kernels: numba's JIT" in out.stdout and "disabled by GRIDTWIN_AOT=0" in out.stdout
+    if aot.kernels() is not None:   # with the build: no such line
+        out = subprocess.run(cmd + ["--force"], cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
+        assert out.returncode == 0 and "compiled kernels" not in out.stdout

@@ -17,8 +17,9 @@ no contraction), so the results are the JIT's and the numpy paths' bit for bit
 whenever a kernel's source file changes. A build is used only if it is *fresh*: the stamp
 beside it (``_aot_kernels.json``) must name the same kernel sources (SHA-256 of the files
 in :data:`SOURCES`), Python, numpy and CPU (the code is compiled for the building machine's
-instruction set, AVX-512 where it has it). Otherwise, or without a build, the callers use
-numba's JIT as before (the same results, slower start); :func:`status` says which and why.
+instruction set, AVX-512 where it has it). Otherwise, or without a build, or with the environment variable
+``GRIDTWIN_AOT=0``, the callers use numba's JIT as before (the same results, slower start);
+:func:`status` says which and why.
 
 pycc's wrappers do not check their arguments' types (a wrong dtype or a strided array
 where a contiguous one is compiled reads the wrong memory), so every array reaching a
@@ -38,6 +39,7 @@ import hashlib
 import importlib
 import importlib.util
 import json
+import os
 import platform
 import sys
 import time
@@ -225,6 +227,8 @@ def load_from(where: Path, module_name: str = f"twin.{MODULE}"):
 
 @functools.cache
 def _load():
+    if os.environ.get("GRIDTWIN_AOT") == "0":
+        return None, "disabled by GRIDTWIN_AOT=0"
     return load_from(_package_dir())
 
 
