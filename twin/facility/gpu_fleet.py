@@ -210,8 +210,9 @@ class GpuFleet:
         from twin import aot
 
         mod = aot.kernels()
-        probe = np.zeros(1)
-        if mod is not None and aot.args_fit("fleet_flush", (self._acc, self._rates, probe)):
+        if mod is None and "numba" not in sys.modules:   # (nothing to look at: as _compiled_advance)
+            return None
+        if mod is not None and aot.args_fit("fleet_flush", (self._acc, self._rates, np.zeros(1))):
             self._flush_kernel = mod.fleet_flush
         elif "numba" in sys.modules and self._acc.flags.c_contiguous and self._rates.flags.c_contiguous:
             self._flush_kernel = _flush_kernel_jit()

@@ -604,7 +604,7 @@ class Engine:
                 return None
             limit = min(env.next_foreign_s(), fleet.can_block_until())
             win_end = wins[w][1]
-            times, ends, period_ends, kk, jj, tp = [], [], [], k, j, now
+            times, period_ends, kk, jj, tp = [], [], k, j, now
             while len(times) < FINE_BLOCK_MAX_SUBTICKS:
                 if jj > n_fine:   # the next base tick: in this window and not the run's last
                     kk, jj = kk + 1, 1
@@ -614,17 +614,16 @@ class Engine:
                 tn = tp + max(0.0, (kk - 1) * dt + jj * fine_dt - tp)
                 if not tn < limit:
                     break
+                last = jj == n_fine   # a base tick's end (booked below), and Tier 2's period's on its time
                 times.append(tn)
-                ends.append(jj == n_fine)   # a base tick's end: booked
-                period_ends.append(jj == n_fine and tn == kk * dt)   # and Tier 2's period's, on its time
+                period_ends.append(last and tn == kk * dt)
                 tp, jj = tn, jj + 1
-                if ends[-1] and not period_ends[-1]:
+                if last and not period_ends[-1]:
                     # the last sub-tick off the base tick's time (a log tick that divides the base
                     # tick only to 1e-6): Tier 2's period falls between two sub-ticks; stop here
                     break
             while times and now + (times[-1] - now) != times[-1]:   # the wait to the end must land on it
                 times.pop()
-                ends.pop()
                 period_ends.pop()
             if len(times) < BLOCK_MIN_TICKS:
                 return None
