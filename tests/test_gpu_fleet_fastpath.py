@@ -152,7 +152,8 @@ def _fleets(n, profile="V100-SXM2-16GB", hosts=None, gpus=None):
     return out
 
 
-def _assert_same(fleets):
+def _assert_same(fleets, state=STATE):
+    """Every fleet's reads, ``state`` arrays and totals equal the first fleet's, bit for bit."""
     # the reads bring lazy state up to date: read every fleet before comparing
     reads = [(f.gpu_energy_j.copy(), f.host_energy_j.copy(), f.progress_s.copy(), f.junction_temp_c())
              for f in fleets]
@@ -161,7 +162,7 @@ def _assert_same(fleets):
             np.testing.assert_array_equal(a, b)
     ref = fleets[0]
     for f in fleets[1:]:
-        for k in STATE:
+        for k in state:
             a, b = getattr(ref, k), getattr(f, k)
             np.testing.assert_array_equal(a, b, err_msg=k)
         for k in TOTALS:

@@ -25,6 +25,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 import simpy
+from test_gpu_fleet_fastpath import _assert_same as assert_fleets_same
 
 from twin.facility.gpu_fleet import GENERIC, GpuFleet
 from twin.physics.gpu import GPU_PROFILES, WORKLOADS
@@ -33,8 +34,6 @@ from twin.sim.scheduling import BatchQueue
 STATE = ("power_w", "target_w", "temp_c", "cap_w", "class_power_w", "speed", "host_power_w", "_pending_w",
          "_pending_at_s", "_settled_cohort_w", "_is_moving", "_moving", "_temp_t_s", "_job_speed", "has_job",
          "gpu_util", "host_util", "workload", "is_trace")
-TOTALS = ("gpu_energy_total_j", "host_energy_total_j", "work_node_s", "t_s", "host_power_total_w", "_work_rate",
-          "_next_due_s", "_settled")
 
 
 def _fleets(n, profile, hosts=None):
@@ -59,18 +58,7 @@ def _assert_same(fleets):
     for f in fleets:  # the incrementally kept values are the whole-array ones
         assert f._next_due_s == float(f._pending_at_s.min())
         np.testing.assert_array_equal(f._moving, np.flatnonzero(f._is_moving))
-    reads = [(f.gpu_energy_j.copy(), f.host_energy_j.copy(), f.progress_s.copy(), f.junction_temp_c())
-             for f in fleets]
-    for r in reads[1:]:
-        for a, b in zip(reads[0], r):
-            np.testing.assert_array_equal(a, b)
-    ref = fleets[0]
-    for f in fleets[1:]:
-        for k in STATE:
-            np.testing.assert_array_equal(getattr(ref, k), getattr(f, k), err_msg=k)
-        for k in TOTALS:
-            a, b = getattr(ref, k), getattr(f, k)
-            assert a == b or (math.isnan(a) and math.isnan(b)), k
+    assert_fleets_same(fleets, STATE)
 
 
 @pytest.mark.parametrize("seed", range(6))

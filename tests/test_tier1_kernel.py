@@ -18,6 +18,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import simpy
+from test_tier1_fast import random_state
 
 from twin.control.tier1_pid import PidParams, PidState, Tier1Controller
 
@@ -121,17 +122,8 @@ def run_ticks(params, inner, readings, his):
 
 
 def random_inner(rng, n, first_frac, nan_frac):
-    model = rng.uniform(100.0, 320.0, n)
-    force = np.where(rng.random(n) < 0.5, model, model + rng.normal(0.0, 5.0, n))
-    pending_s = np.where(rng.random(n) < 0.3, rng.uniform(0.0, 0.11, n), 0.0)
-    pending_w = np.where(pending_s > 0, force + rng.uniform(0.0, 50.0, n), np.nan)
-    prev_e = np.where(rng.random(n) < first_frac, np.nan, rng.normal(0.0, 20.0, n))
-    sp_old = rng.uniform(150.0, 300.0, n)
-    sp_old[rng.random(n) < 0.1] = np.nan
-    sp_old[rng.random(n) < 0.05] = 0.0
-    sp_old[rng.random(n) < 0.05] = -10.0
-    sp_old[rng.random(n) < 0.03] = np.inf
-    state = PidState(rng.uniform(-30.0, 30.0, n), prev_e, model, force, pending_w, pending_s, sp_old)
+    state = random_state(rng, n, first_frac)   # (the same draws, in the same order, as before)
+    model, sp_old = state.model_w, state.setpoint_w
     sp = np.where(rng.random(n) < 0.5, sp_old, rng.uniform(150.0, 300.0, n))
     sp[rng.random(n) < nan_frac] = np.nan
     cap_w = np.where(rng.random(n) < 0.5, rng.uniform(100.0, 310.0, n), 300.0)
